@@ -1,0 +1,161 @@
+"""``runbooks``: the command line. ``verify`` runs runbooks through pytest and maps the outcome to an exit code.
+
+Exit codes: 0 every automated check passed; 1 at least one FAIL; 2 bad usage, configuration or
+feature file (one line naming it); 3 no FAIL but at least one ERROR (could not verify).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .config import Config, ConfigError, Environment, load_config
+from .features import discover, parse_feature
+from .preflight import check_paths, display_path
+
+EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_ERROR = 0, 1, 2, 3
+
+
+class UsageError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2 - argparse's own convention
+        self.exit(EXIT_USAGE, f"runbooks: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="runbooks", description="Executable operational runbooks.")
+    parser.add_argument("--version", action="version", version=f"runbooks {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    verify = sub.add_parser("verify", help="run runbooks against an environment")
+    verify.add_argument("paths", nargs="*", type=Path, help="feature files or folders (default: features/)")
+    verify.add_argument("--env", dest="env", help="environment from runbooks.toml (default: its default)")
+    verify.add_argument("--tags", help="tag expression, e.g. '@severity:critical and not @manual'")
+    verify.add_argument("--report-dir", type=Path, default=Path("reports"), help="default: reports/")
+    verify.add_argument("--config", type=Path, help="path to runbooks.toml (default: search upwards)")
+    verify.add_argument("-v", "--verbose", action="store_true", help="also show pytest's own output")
+    verify.set_defaults(handler=cmd_verify)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.handler(args))
+    except (ConfigError, UsageError) as exc:
+        print(f"runbooks: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("runbooks: interrupted", file=sys.stderr)
+        return 130
+
+
+def tag_expression(expr: str | None) -> str | None:
+    """Cucumber-style tags (``@a and not @b``) to a pytest ``-m`` expression, validated here."""
+    if not expr:
+        return None
+    from _pytest.mark.expression import Expression, ParseError
+
+    converted = expr.replace("@", "")
+    try:
+        Expression.compile(converted)
+    except ParseError as exc:
+        raise UsageError(f"--tags: invalid tag expression {expr!r}: {exc.message}") from None
+    return converted
+
+
+def preflight(config: Config, env: Environment, paths: list[Path]) -> list[Path]:
+    from .registry import load_step_modules
+
+    load_step_modules()
+    files = discover(paths or [config.features])
+    if not files:
+        raise UsageError(f"no .feature files under {', '.join(str(p) for p in paths or [config.features])}")
+    docs = [(parse_feature(f), display_path(f, config.root)) for f in files]
+    problems = check_paths(docs, env)
+    if problems:
+        for problem in problems:
+            print(problem, file=sys.stderr)
+        raise UsageError(f"{len(problems)} problem(s) in feature files; nothing was run")
+    return files
+
+
+class _Probe:
+    """Sees the run's records once the plugin has written its reports, and shows collection trouble."""
+
+    def __init__(self) -> None:
+        self.session: Any = None
+        self.collect_errors: list[str] = []
+
+    def pytest_collectreport(self, report: Any) -> None:
+        if report.failed:
+            self.collect_errors.append(str(report.longreprtext))
+
+    def pytest_sessionfinish(self, session: Any) -> None:
+        from .registry import RUN_KEY
+
+        self.session = session.config.stash.get(RUN_KEY, None)
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    import pytest
+
+    from .formatting import summary_line
+    from .reports import exit_code
+
+    config = load_config(args.config)
+    env = config.environment(args.env)
+    files = preflight(config, env, args.paths)
+    marker = tag_expression(args.tags)
+    target = env.aws.target + (f", {env.aws.region}" if env.aws.region else "")
+    print(f"runbooks verify: environment {env.name} ({target}), {len(files)} runbook(s)")
+
+    pytest_args = [
+        *(str(f) for f in files),
+        "--rootdir", str(config.root),
+        "-p", "runbooks.pytest_plugin",
+        *[a for m in _step_modules() for a in ("-p", m)],
+        "-p", "no:cacheprovider",
+        "--runbooks-config", str(config.path),
+        "--runbooks-env", env.name,
+        "--runbooks-report-dir", str(args.report_dir),
+        "--runbooks-procedure",
+        "--capture=no",  # the procedure is printed live
+    ]  # fmt: skip
+    if not args.verbose:
+        pytest_args += ["-p", "no:terminal"]
+    if marker:
+        pytest_args += ["-m", marker]
+    probe = _Probe()
+    code = pytest.main(pytest_args, plugins=[probe])
+    for error in probe.collect_errors:
+        print(error, file=sys.stderr)
+    session = probe.session
+    run = session.run if session else None
+    if run is None or not run.records:
+        if code == pytest.ExitCode.NO_TESTS_COLLECTED or (marker and code == pytest.ExitCode.OK):
+            raise UsageError(f"no scenario matches --tags {args.tags!r}" if marker else "no scenarios to run")
+        if code in (pytest.ExitCode.INTERRUPTED, pytest.ExitCode.USAGE_ERROR) or probe.collect_errors:
+            return EXIT_USAGE
+        return EXIT_ERROR
+    result = exit_code(run.records)
+    print()
+    print(f"Summary: {summary_line(run.records)} -> exit {result}")
+    print("Reports: " + ", ".join(str(p) for p in session.report_paths))
+    return result
+
+
+def _step_modules() -> tuple[str, ...]:
+    from steps import MODULES
+
+    return MODULES
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,173 @@
+"""Feature files as data (via the official Gherkin parser), with line numbers for every part.
+
+Preflight, lint and rendering read runbooks through this model, without running anything.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gherkin.errors import CompositeParserException, ParserError
+from gherkin.parser import Parser
+
+from .config import ConfigError
+
+_OUTLINE_PARAM = re.compile(r"<([^<>]+)>")
+
+
+@dataclass(frozen=True)
+class Tag:
+    name: str  # without the leading "@"
+    line: int
+
+
+@dataclass(frozen=True)
+class StepDoc:
+    keyword: str  # as written: "Given", "And", "*", ...
+    keyword_type: str  # "given" | "when" | "then" after resolving And/But/*
+    text: str
+    line: int
+
+
+@dataclass
+class ScenarioDoc:
+    name: str
+    line: int
+    keyword: str
+    tags: list[Tag]
+    description: str
+    steps: list[StepDoc]
+    examples: list[dict[str, str]] = field(default_factory=list)
+    rule: str | None = None
+
+    def concrete_steps(self) -> Iterator[tuple[StepDoc, str]]:
+        """Each step with its text as it will run (one per example row for an outline)."""
+        rows = self.examples or [{}]
+        for row in rows:
+            for s in self.steps:
+                yield s, _OUTLINE_PARAM.sub(lambda m: row.get(m.group(1), m.group(0)), s.text)
+
+
+@dataclass
+class FeatureDoc:
+    path: Path
+    name: str
+    line: int
+    tags: list[Tag]
+    description: str
+    background: list[StepDoc]
+    scenarios: list[ScenarioDoc]
+
+    def tag_value(self, prefix: str, scenario: ScenarioDoc | None = None) -> str | None:
+        """The value of a ``@prefix:value`` tag; the scenario's wins over the feature's."""
+        for tags in ([scenario.tags] if scenario else []) + [self.tags]:
+            for tag in tags:
+                if tag.name.startswith(prefix + ":"):
+                    return tag.name.split(":", 1)[1]
+        return None
+
+
+_TYPES = {"Context": "given", "Action": "when", "Outcome": "then"}
+
+
+def _steps(raw_steps: list[dict[str, Any]], previous: str = "given") -> list[StepDoc]:
+    out = []
+    for raw in raw_steps:
+        kind = _TYPES.get(raw["keywordType"], previous)  # And / But / * continue the previous type
+        previous = kind
+        out.append(StepDoc(raw["keyword"].strip(), kind, raw["text"], raw["location"]["line"]))
+    return out
+
+
+def _tags(raw: list[dict[str, Any]]) -> list[Tag]:
+    return [Tag(t["name"].lstrip("@"), t["location"]["line"]) for t in raw]
+
+
+def _scenario(raw: dict[str, Any], rule: str | None) -> ScenarioDoc:
+    examples: list[dict[str, str]] = []
+    for block in raw.get("examples", []):
+        header = [c["value"] for c in block.get("tableHeader", {}).get("cells", [])]
+        for row in block.get("tableBody", []):
+            examples.append(dict(zip(header, (c["value"] for c in row["cells"]), strict=False)))
+    return ScenarioDoc(
+        name=raw["name"],
+        line=raw["location"]["line"],
+        keyword=raw["keyword"],
+        tags=_tags(raw.get("tags", [])),
+        description=_dedent(raw.get("description", "")),
+        steps=_steps(raw["steps"]),
+        examples=examples,
+        rule=rule,
+    )
+
+
+def _dedent(text: str) -> str:
+    lines = text.splitlines()
+    indent = min((len(line) - len(line.lstrip()) for line in lines if line.strip()), default=0)
+    return "\n".join(line[indent:] for line in lines).strip("\n")
+
+
+def parse_feature(path: Path) -> FeatureDoc:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read feature file: {exc.strerror}", path) from None
+    try:
+        doc = Parser().parse(text)
+    except CompositeParserException as exc:
+        first = exc.errors[0]
+        raise _gherkin_error(path, first) from None
+    except ParserError as exc:
+        raise _gherkin_error(path, exc) from None
+    feature = doc.get("feature")
+    if not feature:
+        raise ConfigError("no Feature: in this file", path, 1)
+    background: list[StepDoc] = []
+    scenarios: list[ScenarioDoc] = []
+
+    def walk(children: list[dict[str, Any]], rule: str | None) -> None:
+        for child in children:
+            if "background" in child:
+                background.extend(_steps(child["background"]["steps"]))
+            elif "scenario" in child:
+                scenarios.append(_scenario(child["scenario"], rule))
+            elif "rule" in child:
+                walk(child["rule"]["children"], child["rule"]["name"])
+
+    walk(feature.get("children", []), None)
+    return FeatureDoc(
+        path=path,
+        name=feature["name"],
+        line=feature["location"]["line"],
+        tags=_tags(feature.get("tags", [])),
+        description=_dedent(feature.get("description", "")),
+        background=background,
+        scenarios=scenarios,
+    )
+
+
+def _gherkin_error(path: Path, exc: Exception) -> ConfigError:
+    location = getattr(exc, "location", None) or {}
+    message = str(exc)
+    message = re.sub(r"^\(\d+:\d+\):\s*", "", message)
+    return ConfigError(f"Gherkin syntax error: {message}", path, location.get("line"))
+
+
+def discover(paths: list[Path]) -> list[Path]:
+    """Feature files named by ``paths`` (files, or folders searched recursively), sorted, unique."""
+    found: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found.extend(sorted(path.rglob("*.feature")))
+        elif path.is_file() and path.suffix == ".feature":
+            found.append(path)
+        elif path.exists():
+            raise ConfigError("not a .feature file or a folder", path)
+        else:
+            raise ConfigError("no such file or folder", path)
+    unique = list(dict.fromkeys(p.resolve() for p in found))
+    return unique

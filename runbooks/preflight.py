@@ -1,0 +1,138 @@
+"""Refuse runbooks that pytest-bdd would run wrongly, before any check runs.
+
+pytest-bdd silently keeps only the last of two same-named scenarios in a feature, and an undefined
+step only shows up when its scenario runs (its cucumber JSON leaves it out). Both are refused here,
+together with variables and names the environment does not define.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import registry
+from .config import Environment
+from .features import FeatureDoc, StepDoc
+
+VARIABLE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+# Step fields whose values must name something the environment declares.
+NAMED_FIELDS = {"service": "services", "host": "hosts"}
+
+
+@dataclass(frozen=True, order=True)
+class Problem:
+    path: str
+    line: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}: {self.message}"
+
+
+def closest_phrases(text: str, n: int = 3) -> list[str]:
+    phrases = list(registry.REGISTRY)
+    # Compare against phrases with their fields blanked, so quoted values do not dominate.
+    blank = re.sub(r'"[^"]*"', '""', text)
+    keyed = {re.sub(r'"\{[^}]*\}"', '""', p): p for p in phrases}
+    return [keyed[m] for m in difflib.get_close_matches(blank, list(keyed), n=n, cutoff=0.5)]
+
+
+def check_feature(feature: FeatureDoc, env: Environment | None, display: str) -> list[Problem]:
+    problems: list[Problem] = []
+    seen: dict[str, int] = {}
+    for scenario in feature.scenarios:
+        if scenario.name in seen:
+            problems.append(
+                Problem(
+                    display,
+                    scenario.line,
+                    f"scenario {scenario.name!r} has the same name as the one at line {seen[scenario.name]}; "
+                    "pytest-bdd would silently run only the last one - rename one of them",
+                )
+            )
+        else:
+            seen[scenario.name] = scenario.line
+
+    checked: set[tuple[int, str]] = set()
+    steps: list[tuple[StepDoc, str]] = [(s, s.text) for s in feature.background]
+    for scenario in feature.scenarios:
+        steps.extend(scenario.concrete_steps())
+    for step, text in steps:
+        if (step.line, text) in checked:
+            continue
+        checked.add((step.line, text))
+        problems.extend(_check_step(step, text, env, display))
+    return problems
+
+
+def _check_step(step: StepDoc, text: str, env: Environment | None, display: str) -> list[Problem]:
+    found = registry.find(text)
+    if found is None:
+        suggestions = closest_phrases(text)
+        hint = "; closest known: " + " | ".join(suggestions) if suggestions else ""
+        return [Problem(display, step.line, f"undefined step: {step.keyword} {text}{hint}")]
+    definition, args = found
+    problems = []
+    for field_name, allowed in definition.choices.items():
+        value = args.get(field_name)
+        if isinstance(value, str) and not VARIABLE.search(value) and value not in allowed:
+            problems.append(
+                Problem(display, step.line, f"{field_name} {value!r} is not one of: {', '.join(allowed)}")
+            )
+    if env is None:
+        return problems
+    for name in VARIABLE.findall(text):
+        if name not in env.vars:
+            problems.append(
+                Problem(
+                    display,
+                    step.line,
+                    f"variable {{{name}}} is not defined by environment {env.name!r} "
+                    f"(add it under [environments.{env.name}.vars])",
+                )
+            )
+    for field_name, table in NAMED_FIELDS.items():
+        value = args.get(field_name)
+        if not isinstance(value, str) or VARIABLE.search(value):
+            continue
+        known = declared_names(env, table)
+        if value not in known:
+            problems.append(
+                Problem(
+                    display,
+                    step.line,
+                    f"{field_name} {value!r} is not defined by environment {env.name!r}"
+                    + registry_hint(value, known),
+                )
+            )
+    return problems
+
+
+def declared_names(env: Environment, table: str) -> list[str]:
+    names = list(getattr(env, table))
+    if table == "services" and env.sandbox and env.sandbox.service:
+        names.append(env.sandbox.service)
+    return names
+
+
+def registry_hint(value: str, known: list[str]) -> str:
+    close = difflib.get_close_matches(value, known, n=2, cutoff=0.5)
+    if close:
+        return "; did you mean " + " or ".join(repr(c) for c in close) + "?"
+    return "; defined: " + (", ".join(sorted(known)) or "none")
+
+
+def check_paths(features: list[tuple[FeatureDoc, str]], env: Environment | None) -> list[Problem]:
+    problems: list[Problem] = []
+    for feature, display in features:
+        problems.extend(check_feature(feature, env, display))
+    return sorted(problems)
+
+
+def display_path(path: Path, root: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(root.resolve()))
+    except ValueError:
+        return str(path)

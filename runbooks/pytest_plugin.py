@@ -1,0 +1,275 @@
+"""The pytest plugin: collects ``.feature`` files as runbooks, runs their steps, records every result.
+
+Loaded by the root ``conftest.py``, so ``pytest features/ --runbooks-env NAME`` and ``runbooks verify``
+run exactly the same code.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+import types
+from collections.abc import Generator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pytest_bdd import scenario as bdd_scenario
+from pytest_bdd.feature import get_features
+from pytest_bdd.parser import Feature, Scenario, Step
+
+from .config import Config, ConfigError, load_config
+from .features import parse_feature
+from .formatting import failure_message, step_details, step_line
+from .preflight import check_feature, display_path
+from .registry import RUN_KEY, StepDefinition
+from .reports import write_reports
+from .result import Outcome, StepRecord
+from .run import HARD_STEP_TYPES, Run, ScenarioFailed, ScenarioState, StepStopped, elapsed_ms
+
+SEVERITIES = ("critical", "high", "medium", "low", "info")
+_STATE = pytest.StashKey["ScenarioProgress"]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("runbooks", "executable runbooks")
+    group.addoption("--runbooks-env", default=None, help="environment from runbooks.toml (default: its default)")
+    group.addoption("--runbooks-config", default=None, help="path to runbooks.toml (default: search upwards)")
+    group.addoption("--runbooks-report-dir", default="reports", help="where to write results.json and junit.xml")
+    group.addoption(
+        "--runbooks-procedure",
+        action="store_true",
+        default=False,
+        help="print each runbook as a procedure while it runs (used by `runbooks verify`)",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.stash[RUN_KEY] = RunbooksSession(config)
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    if file_path.suffix == ".feature":
+        return FeatureFile.from_parent(parent, path=file_path)
+    return None
+
+
+class FeatureFile(pytest.Module):
+    """A runbook: one test per scenario, bound through pytest-bdd."""
+
+    def _getobj(self) -> types.ModuleType:
+        session: RunbooksSession = self.config.stash[RUN_KEY]
+        doc = parse_feature(self.path)  # our parser first: clear file:line errors, no silent duplicates
+        problems = check_feature(doc, session.environment(), display_path(self.path, session.config_root()))
+        if problems:
+            raise self.CollectError("\n".join(str(p) for p in problems))
+        module = types.ModuleType(self.path.stem)
+        module.__file__ = str(self.path)
+        for feature in get_features([str(self.path)]):
+            for index, name in enumerate(feature.scenarios):
+
+                def _scenario() -> None:
+                    pass
+
+                test = bdd_scenario(feature.filename, name, features_base_dir=str(self.path.parent))(_scenario)
+                module.__dict__[f"test_{index:03d}_{_python_name(name)}"] = test
+        return module
+
+    class CollectError(Exception):
+        pass
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
+        if isinstance(excinfo.value, FeatureFile.CollectError | ConfigError):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo, style)  # type: ignore[arg-type]
+
+
+def _python_name(name: str) -> str:
+    return "".join(ch if ch.isalnum() else "_" for ch in name.lower()).strip("_")[:60]
+
+
+class ScenarioProgress:
+    """The steps of the running scenario and what has become of them."""
+
+    def __init__(self, feature: Feature, scenario: Scenario, runbook: str) -> None:
+        self.feature = feature
+        self.scenario = scenario
+        self.runbook = runbook
+        self.state = ScenarioState()
+        self.records: list[StepRecord] = []
+        self.done: set[int] = set()
+        self.current: Step | None = None
+        tags = sorted(feature.tags | scenario.tags)
+        self.tags = tags
+        self.severity = _severity(scenario.tags) or _severity(feature.tags) or "unrated"
+
+
+def _severity(tags: set[str]) -> str | None:
+    for tag in tags:
+        if tag.startswith("severity:"):
+            return tag.split(":", 1)[1]
+    return None
+
+
+class RunbooksSession:
+    """Per pytest session: the lazily started :class:`Run` and the hooks that feed it."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.pytest_config = config
+        self._config: Config | None = None
+        self.run: Run | None = None
+        self.printer = ProcedurePrinter() if config.getoption("runbooks_procedure") else None
+        self.report_paths: list[Path] = []
+
+    # configuration ---------------------------------------------------------------------------
+    def config(self) -> Config:
+        if self._config is None:
+            path = self.pytest_config.getoption("runbooks_config")
+            if path is None:
+                candidate = Path(self.pytest_config.rootpath) / "runbooks.toml"
+                path = str(candidate) if candidate.is_file() else None
+            self._config = load_config(path)
+        return self._config
+
+    def config_root(self) -> Path:
+        return self.config().root
+
+    def environment(self) -> Any:
+        return self.config().environment(self.pytest_config.getoption("runbooks_env"))
+
+    def ensure_run(self) -> Run:
+        if self.run is None:
+            self.run = Run(self.config(), self.environment())
+            if self.printer:
+                self.run.listeners.append(self.printer.step)
+            self.run.start()
+        return self.run
+
+    # steps -------------------------------------------------------------------------------------
+    def execute_step(self, request: pytest.FixtureRequest, definition: StepDefinition, args: dict[str, Any]) -> None:
+        progress: ScenarioProgress = request.node.stash[_STATE]
+        step = progress.current
+        assert step is not None
+        run = self.ensure_run()
+        resolved = {k: run.resolve(v) for k, v in args.items()}
+        start = time.perf_counter()
+        result = run.evaluate(definition, resolved, progress.state)
+        record = self._record(progress, step, result.outcome, elapsed_ms(start))
+        record.resource, record.expected, record.observed = result.resource, result.expected, result.observed
+        record.hint, record.manual_command = result.hint, result.manual_command
+        progress.records.append(run.record(record))
+        if result.outcome in (Outcome.FAIL, Outcome.ERROR) and step.type in HARD_STEP_TYPES:
+            raise StepStopped(failure_message([progress.records[-1]]))
+
+    def _record(self, progress: ScenarioProgress, step: Step, outcome: Outcome, duration: float) -> StepRecord:
+        progress.done.add(id(step))
+        run = self.ensure_run()
+        return StepRecord(
+            runbook=progress.runbook,
+            scenario=progress.scenario.name,
+            step=run.resolve(step.name),
+            outcome=outcome,
+            duration_ms=duration,
+            severity=progress.severity,
+            tags=progress.tags,
+            keyword=step.keyword.strip(),
+            line=step.line_number,
+            environment=run.env.name,
+        )
+
+    def record_unexpected(self, progress: ScenarioProgress, step: Step, message: str) -> None:
+        record = self._record(progress, step, Outcome.ERROR, 0.0)
+        record.observed = message
+        record.hint = "fix the step or its arguments in the feature file"
+        progress.records.append(self.ensure_run().record(record))
+
+    # reports -----------------------------------------------------------------------------------
+    def finish(self) -> None:
+        if self.run is None:
+            return
+        self.run.stop()
+        report_dir = Path(self.pytest_config.getoption("runbooks_report_dir"))
+        self.report_paths = write_reports(report_dir, self.run.metadata(), self.run.records)
+
+
+# pytest-bdd hooks ------------------------------------------------------------------------------
+def pytest_bdd_before_scenario(request: pytest.FixtureRequest, feature: Feature, scenario: Scenario) -> None:
+    session: RunbooksSession = request.config.stash[RUN_KEY]
+    run = session.ensure_run()
+    runbook = display_path(Path(feature.filename), run.config.root)
+    progress = ScenarioProgress(feature, scenario, runbook)
+    request.node.stash[_STATE] = progress
+    if session.printer:
+        session.printer.scenario(progress)
+
+
+def pytest_bdd_before_step(request: pytest.FixtureRequest, step: Step, **_: Any) -> None:
+    request.node.stash[_STATE].current = step
+
+
+def pytest_bdd_step_error(request: pytest.FixtureRequest, step: Step, exception: Exception, **_: Any) -> None:
+    progress: ScenarioProgress = request.node.stash[_STATE]
+    if not isinstance(exception, StepStopped) and id(step) not in progress.done:
+        request.config.stash[RUN_KEY].record_unexpected(progress, step, f"{type(exception).__name__}: {exception}")
+
+
+def pytest_bdd_step_func_lookup_error(request: pytest.FixtureRequest, step: Step, **_: Any) -> None:
+    progress: ScenarioProgress = request.node.stash[_STATE]
+    request.config.stash[RUN_KEY].record_unexpected(progress, step, "undefined step (no step definition matches)")
+
+
+def pytest_bdd_after_scenario(request: pytest.FixtureRequest, **_: Any) -> None:
+    progress: ScenarioProgress = request.node.stash[_STATE]
+    session: RunbooksSession = request.config.stash[RUN_KEY]
+    run = session.ensure_run()
+    for step in progress.scenario.steps:
+        if id(step) not in progress.done:
+            record = session._record(progress, step, Outcome.SKIPPED, 0.0)
+            record.observed = "not run: an earlier step of this scenario did not pass"
+            progress.records.append(run.record(record))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
+    result = yield
+    progress = item.stash.get(_STATE, None)
+    if progress is not None:
+        bad = [r for r in progress.records if r.outcome in (Outcome.FAIL, Outcome.ERROR)]
+        if bad:
+            raise ScenarioFailed(failure_message(progress.records))
+    return result
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    runbooks: RunbooksSession | None = session.config.stash.get(RUN_KEY, None)
+    if runbooks is not None:
+        runbooks.finish()
+
+
+class ProcedurePrinter:
+    """Prints runbooks as they run: runbook, scenario, each step with its mark and, under a failure, the evidence."""
+
+    def __init__(self, stream: Any = None) -> None:
+        self.stream = stream or sys.stdout
+        self.colour = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self._runbook: str | None = None
+
+    def write(self, text: str = "") -> None:
+        self.stream.write(text + "\n")
+        self.stream.flush()
+
+    def scenario(self, progress: ScenarioProgress) -> None:
+        if progress.runbook != self._runbook:
+            self._runbook = progress.runbook
+            self.write()
+            self.write(f"Runbook: {progress.feature.name}  ({progress.runbook})")
+            tags = [t for t in sorted(progress.feature.tags) if ":" in t]
+            if tags:
+                self.write("  " + " · ".join(tags))
+        self.write()
+        self.write(f"  Scenario: {progress.scenario.name}")
+
+    def step(self, record: StepRecord) -> None:
+        self.write("    " + step_line(record, self.colour))
+        for line in step_details(record):
+            self.write("          " + line)

@@ -1,0 +1,124 @@
+"""The step vocabulary: every phrase a runbook may use, with what it needs and how to check it by hand.
+
+A check is a plain function ``(ctx, **args) -> CheckResult`` decorated with :func:`check`. The
+decorator records it here (for preflight, lint, the catalogue and the IAM policy) and binds it as a
+pytest-bdd step in the module that defines it, for every keyword (Given/When/Then/And/But/*).
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from pytest_bdd import parsers, step
+
+from .result import CheckResult
+
+CheckFunc = Callable[..., CheckResult]
+MANUAL_PREFIX = "manual:"
+_FIELD = re.compile(r"\{(\w+)(?::[^}]*)?\}")
+
+
+@dataclass(frozen=True)
+class StepDefinition:
+    phrase: str
+    func: CheckFunc
+    domain: str
+    permissions: tuple[str, ...]
+    manual: str
+    summary: str
+    parser: Any
+    choices: dict[str, tuple[str, ...]]
+
+    @property
+    def name(self) -> str:
+        return self.func.__name__
+
+    @property
+    def fields(self) -> list[str]:
+        return _FIELD.findall(self.phrase)
+
+    def matches(self, text: str) -> dict[str, Any] | None:
+        if not self.parser.is_matching(text):
+            return None
+        return dict(self.parser.parse_arguments(text) or {})
+
+    def manual_command(self, args: dict[str, Any]) -> str:
+        try:
+            return self.manual.format(**args)
+        except (KeyError, IndexError):
+            return self.manual
+
+
+REGISTRY: dict[str, StepDefinition] = {}
+# The run of the current pytest session (set by the plugin; typed loosely to avoid an import cycle).
+RUN_KEY: pytest.StashKey[Any] = pytest.StashKey()
+
+
+def check(
+    phrase: str,
+    *,
+    permissions: tuple[str, ...] | list[str] = (),
+    manual: str = "",
+    parser: Any = None,
+    choices: dict[str, tuple[str, ...]] | None = None,
+) -> Callable[[CheckFunc], CheckFunc]:
+    """Register ``func`` as the check behind ``phrase`` (a ``parse`` format such as ``the S3 bucket "{bucket}" exists``)."""
+
+    def decorate(func: CheckFunc) -> CheckFunc:
+        step_parser = parser or parsers.parse(phrase)
+        definition = StepDefinition(
+            phrase=phrase,
+            func=func,
+            domain=func.__module__.rpartition(".")[2],
+            permissions=tuple(permissions),
+            manual=manual,
+            summary=inspect.getdoc(func) or "",
+            parser=step_parser,
+            choices=dict(choices or {}),
+        )
+        if phrase in REGISTRY and REGISTRY[phrase].func.__qualname__ != func.__qualname__:
+            raise ValueError(f"step phrase registered twice: {phrase!r}")
+        REGISTRY[phrase] = definition
+        # stacklevel=2: pytest-bdd puts the step fixture into the module that applied @check.
+        step(step_parser, stacklevel=2)(_bdd_binding(definition))
+        return func
+
+    return decorate
+
+
+def _bdd_binding(definition: StepDefinition) -> Callable[..., None]:
+    """The function pytest-bdd calls; it hands the step to the run, which records the result."""
+    arg_names = [name for name in inspect.signature(definition.func).parameters if name != "ctx"]
+
+    def run_step(request: Any, **args: Any) -> None:
+        request.config.stash[RUN_KEY].execute_step(request, definition, args)
+
+    params = [inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD)] + [
+        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY) for name in arg_names
+    ]
+    run_step.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    run_step.__name__ = f"step_{definition.name}"
+    return run_step
+
+
+def find(text: str) -> tuple[StepDefinition, dict[str, Any]] | None:
+    for definition in REGISTRY.values():
+        args = definition.matches(text)
+        if args is not None:
+            return definition, args
+    return None
+
+
+def load_step_modules() -> None:
+    """Import every module of the ``steps`` package so that the registry is complete."""
+    import importlib
+
+    from steps import MODULES
+
+    for module in MODULES:
+        importlib.import_module(module)

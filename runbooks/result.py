@@ -1,0 +1,87 @@
+"""The one result type every check returns and every report reads."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+
+class Outcome(enum.StrEnum):
+    PASS = "pass"
+    FAIL = "fail"  # the infrastructure is wrong or missing
+    ERROR = "error"  # could not check: credentials, AccessDenied, timeout, refused, ...
+    MANUAL = "manual"  # a human-only step, never run
+    SKIPPED = "skipped"  # not run because an earlier precondition did not hold
+    WAIVED = "waived"  # a FAIL covered by an accepted exception
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """What one check found about one resource.
+
+    ``expected``/``observed`` are short human phrases; ``hint`` says how to fix a FAIL (or what to
+    do about an ERROR); ``manual_command`` is what an operator would type to see the same fact.
+    """
+
+    outcome: Outcome
+    resource: str
+    expected: str = ""
+    observed: str = ""
+    hint: str = ""
+    manual_command: str = ""
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def passed(cls, resource: str, expected: str, observed: str, **kw: Any) -> CheckResult:
+        return cls(Outcome.PASS, resource, expected, observed, **kw)
+
+    @classmethod
+    def failed(cls, resource: str, expected: str, observed: str, hint: str, **kw: Any) -> CheckResult:
+        return cls(Outcome.FAIL, resource, expected, observed, hint, **kw)
+
+    @classmethod
+    def errored(cls, resource: str, observed: str, hint: str = "", **kw: Any) -> CheckResult:
+        return cls(Outcome.ERROR, resource, kw.pop("expected", ""), observed, hint, **kw)
+
+    def with_manual(self, command: str) -> CheckResult:
+        return self if self.manual_command else replace(self, manual_command=command)
+
+
+@dataclass
+class StepRecord:
+    """One executed (or deliberately not executed) step of one scenario.
+
+    The field names are a public interface: ``results.json`` writes them as they are.
+    """
+
+    runbook: str
+    scenario: str
+    step: str
+    outcome: Outcome
+    resource: str = ""
+    expected: str = ""
+    observed: str = ""
+    hint: str = ""
+    manual_command: str = ""
+    duration_ms: float = 0.0
+    severity: str = "info"
+    tags: list[str] = field(default_factory=list)
+    keyword: str = ""
+    line: int = 0
+    environment: str = ""
+
+    @property
+    def automated(self) -> bool:
+        return self.outcome is not Outcome.MANUAL
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["outcome"] = self.outcome.value
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> StepRecord:
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        known["outcome"] = Outcome(known["outcome"])
+        return cls(**known)

@@ -1,0 +1,202 @@
+"""One verification run: the environment's connections, and the record of every step.
+
+Steps hand their check to :meth:`Run.execute_step`; the check returns a :class:`CheckResult` (or
+raises, and the exception is classified here), the run records it and tells the console.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from . import __version__
+from .aws import AwsTarget, describe_error
+from .config import Config, ConfigError, Environment, ServiceSettings
+from .redact import Redactor
+from .registry import StepDefinition
+from .result import CheckResult, Outcome, StepRecord
+
+VARIABLE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+HARD_STEP_TYPES = {"given", "when"}  # a failed precondition or action stops its scenario
+
+
+class UnknownName(ConfigError):
+    """A step names a service/host/container the environment does not declare."""
+
+
+class StepStopped(AssertionError):
+    """Raised by a failed Given/When step: the rest of the scenario is recorded as skipped."""
+
+
+class ScenarioFailed(AssertionError):
+    """Raised at the end of a scenario whose checks failed or could not run."""
+
+
+class Finding(Exception):
+    """Raised inside a check to end it with ``result`` (e.g. the bucket does not exist at all)."""
+
+    def __init__(self, result: CheckResult) -> None:
+        super().__init__(result.observed)
+        self.result = result
+
+
+@dataclass
+class ScenarioState:
+    """What a scenario's steps share (e.g. the last HTTP response), reset for every scenario."""
+
+    values: dict[str, Any] = field(default_factory=dict)
+
+
+class CheckContext:
+    """What a check function may use. Checks never build their own clients."""
+
+    def __init__(self, run: Run, scenario: ScenarioState) -> None:
+        self.run = run
+        self.env: Environment = run.env
+        self.aws: AwsTarget = run.aws
+        self.http: requests.Session = run.http
+        self.scenario = scenario
+
+    def service(self, name: str) -> ServiceSettings:
+        return self.run.service(name)
+
+
+class Run:
+    def __init__(self, config: Config, env: Environment, read_only: bool | None = None) -> None:
+        self.config = config
+        self.env = env
+        # Only a sandbox provisions (and it does so with its own session); checks are always guarded.
+        self.aws = AwsTarget(env.aws, read_only=True if read_only is None else read_only)
+        self.http = requests.Session()
+        self.http.headers["User-Agent"] = f"runbooks/{__version__}"
+        self.records: list[StepRecord] = []
+        self.services: dict[str, ServiceSettings] = dict(env.services)
+        self.redactor = Redactor.for_environment(env)
+        self.started_at = datetime.now(UTC)
+        self.finished_at: datetime | None = None
+        self.listeners: list[Callable[[StepRecord], None]] = []
+        self._lock = threading.Lock()
+        self._stoppers: list[Callable[[], None]] = []
+
+    # lifecycle -------------------------------------------------------------------------------
+    def start(self) -> Run:
+        if self.env.aws.target == "moto":
+            from .sandbox import start_moto
+
+            mock = start_moto()
+            self._stoppers.append(mock.stop)
+        if self.env.sandbox is not None:
+            from .sandbox import Sandbox
+
+            sandbox = Sandbox(self.env).start()
+            self._stoppers.append(sandbox.stop)
+            for name, url in sandbox.service_urls().items():
+                self.services[name] = ServiceSettings(name=name, url=url)
+        return self
+
+    def stop(self) -> None:
+        self.finished_at = datetime.now(UTC)
+        while self._stoppers:
+            self._stoppers.pop()()
+        self.http.close()
+
+    def service(self, name: str) -> ServiceSettings:
+        try:
+            return self.services[name]
+        except KeyError:
+            from .preflight import registry_hint
+
+            raise UnknownName(
+                f"service {name!r} is not defined by environment {self.env.name!r}"
+                + registry_hint(name, list(self.services))
+            ) from None
+
+    # steps -----------------------------------------------------------------------------------
+    def resolve(self, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        return VARIABLE.sub(lambda m: self.env.vars.get(m.group(1), m.group(0)), value)
+
+    def evaluate(self, definition: StepDefinition, args: dict[str, Any], state: ScenarioState) -> CheckResult:
+        """Run one check and turn any exception into an ERROR result; never raises."""
+        try:
+            result = definition.func(CheckContext(self, state), **args)
+        except Finding as exc:
+            result = exc.result
+        except UnknownName as exc:
+            result = CheckResult.errored("", exc.message, "declare it in runbooks.toml for this environment")
+        except Exception as exc:  # noqa: BLE001 - every failure to check becomes an ERROR record
+            reason = describe_error(exc, self.aws.name)
+            if reason is None:
+                reason = f"{type(exc).__name__}: {exc}"
+            result = CheckResult.errored(args_resource(args), reason, error_hint(reason))
+        if not result.manual_command and definition.manual:
+            result = result.with_manual(definition.manual_command(args))
+        return result
+
+    def record(self, record: StepRecord) -> StepRecord:
+        record = self.redactor.record(record)
+        with self._lock:
+            self.records.append(record)
+        for listener in self.listeners:
+            listener(record)
+        return record
+
+    def metadata(self) -> dict[str, Any]:
+        return {
+            "environment": self.env.name,
+            "target": self.env.aws.target,
+            "region": self.env.aws.region,
+            "started_at": self.started_at.isoformat(timespec="seconds"),
+            "finished_at": (self.finished_at or datetime.now(UTC)).isoformat(timespec="seconds"),
+            "git_commit": git_commit(self.config.root),
+            "tool_version": __version__,
+            "aws_api_calls": self.aws.calls,
+        }
+
+
+def args_resource(args: dict[str, Any]) -> str:
+    for key in ("bucket", "table", "service", "host", "container", "plan", "vault", "alarm"):
+        if key in args:
+            return f"{key} {args[key]}"
+    return ""
+
+
+def error_hint(reason: str) -> str:
+    lowered = reason.lower()
+    if "access denied" in lowered:
+        return "grant the read permission named above to the identity running the checks (see `runbooks iam-policy`)"
+    if "credentials" in lowered or "profile" in lowered:
+        return "configure AWS credentials for this environment (profile, environment variables or role)"
+    if "read-only" in lowered:
+        return "checks must only read; use a Describe/Get/List call"
+    if "throttled" in lowered:
+        return "re-run later or lower concurrency; botocore already retried in adaptive mode"
+    if "timed out" in lowered or "connect" in lowered:
+        return "check network access to the endpoint (VPN, proxy, security groups) and that it is up"
+    if "does not implement" in lowered:
+        return "verify this fact against a real environment; the stub cannot answer it"
+    return "this is a defect in the check or the target; re-run with -v and report it"
+
+
+def git_commit(root: Path) -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5, check=False
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def elapsed_ms(start: float) -> float:
+    return round((time.perf_counter() - start) * 1000, 1)

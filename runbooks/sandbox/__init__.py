@@ -1,0 +1,46 @@
+"""The embedded sandbox: moto in-process with the reference stack, plus the reference API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import boto3
+
+from ..config import Environment
+from .service import ReferenceService
+from .stack import Stack, load_stack, provision
+
+
+class Sandbox:
+    """Everything a sandbox environment starts for a run, stopped again by :meth:`stop`."""
+
+    def __init__(self, env: Environment) -> None:
+        assert env.sandbox is not None
+        self.settings = env.sandbox
+        self.stack: Stack = load_stack(env.sandbox.stack, env.sandbox.variant)
+        self.service: ReferenceService | None = None
+
+    def start(self) -> Sandbox:
+        # The provisioner's session is deliberately separate from (and unlike) the checks' guarded one.
+        provision(self.stack, boto3.Session(region_name=self.stack.region))
+        if self.settings.service:
+            self.service = ReferenceService(self.stack.service).start()
+        return self
+
+    def service_urls(self) -> dict[str, str]:
+        if self.service is None or self.settings.service is None:
+            return {}
+        return {self.settings.service: self.service.url}
+
+    def stop(self) -> None:
+        if self.service is not None:
+            self.service.stop()
+
+
+def start_moto() -> Any:
+    """Start moto's in-process mock for every AWS service; the caller stops it."""
+    from moto import mock_aws
+
+    mock = mock_aws()
+    mock.start()
+    return mock

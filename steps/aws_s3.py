@@ -1,0 +1,178 @@
+"""S3 buckets: existence, public-access block, versioning, default encryption, tags.
+
+Right for moto and for real AWS alike: real buckets created since 2023 get SSE-S3 and a bucket-level
+public-access block by default, and an account-level block also protects buckets without their own.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from runbooks.aws import error_code
+from runbooks.registry import check
+from runbooks.result import CheckResult
+from runbooks.run import CheckContext, Finding
+from steps._shared import tag_result
+
+BLOCK_FLAGS = ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets")
+ALGORITHMS = ("AES256", "aws:kms", "aws:kms:dsse")
+MISSING = {"NoSuchBucket", "404", "NotFound"}
+
+
+def _uri(bucket: str) -> str:
+    return f"s3://{bucket}"
+
+
+def _missing(bucket: str, expected: str) -> Finding:
+    return Finding(
+        CheckResult.failed(
+            _uri(bucket),
+            expected,
+            "the bucket does not exist",
+            "create the bucket (apply the storage stack) or correct the bucket name for this environment",
+        )
+    )
+
+
+def s3_get(ctx: CheckContext, operation: str, bucket: str, absent: set[str], expected: str) -> dict[str, Any] | None:
+    """Read one bucket fact; ``None`` when the bucket has no such configuration, FAIL when it is missing."""
+    try:
+        return ctx.aws.read("s3", operation, Bucket=bucket)  # type: ignore[no-any-return]
+    except ClientError as exc:
+        code = error_code(exc)
+        if code in MISSING:
+            raise _missing(bucket, expected) from None
+        if code in absent:
+            return None
+        raise
+
+
+@check(
+    'the S3 bucket "{bucket}" exists',
+    permissions=("s3:ListBucket",),
+    manual="aws s3api head-bucket --bucket {bucket}",
+)
+def bucket_exists(ctx: CheckContext, bucket: str) -> CheckResult:
+    """The bucket exists and the checking identity can reach it (HeadBucket)."""
+    response = s3_get(ctx, "head_bucket", bucket, set(), "the bucket exists")
+    assert response is not None
+    region = response.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("x-amz-bucket-region", "")
+    return CheckResult.passed(_uri(bucket), "the bucket exists", f"exists{' in ' + region if region else ''}")
+
+
+@check(
+    'the S3 bucket "{bucket}" blocks all public access',
+    permissions=("s3:GetBucketPublicAccessBlock", "s3:GetAccountPublicAccessBlock", "sts:GetCallerIdentity"),
+    manual="aws s3api get-public-access-block --bucket {bucket}",
+)
+def bucket_blocks_public_access(ctx: CheckContext, bucket: str) -> CheckResult:
+    """All four public-access-block settings are in effect for the bucket, from its own
+    configuration or the account's (S3 applies the more restrictive of the two)."""
+    expected = "all four public-access-block settings on (" + ", ".join(BLOCK_FLAGS) + ")"
+    response = s3_get(ctx, "get_public_access_block", bucket, {"NoSuchPublicAccessBlockConfiguration"}, expected)
+    own = (response or {}).get("PublicAccessBlockConfiguration", {})
+    if all(own.get(flag) for flag in BLOCK_FLAGS):
+        return CheckResult.passed(_uri(bucket), expected, "all four on at bucket level")
+    account = _account_block(ctx)
+    off = [flag for flag in BLOCK_FLAGS if not (own.get(flag) or account.get(flag))]
+    bucket_desc = _describe_flags(own) if response else "no bucket-level block"
+    account_desc = _describe_flags(account) if account else "no account-level block"
+    if not off:
+        return CheckResult.passed(_uri(bucket), expected, f"in effect ({bucket_desc}; {account_desc})")
+    return CheckResult.failed(
+        _uri(bucket),
+        expected,
+        f"{', '.join(off)} off ({bucket_desc}; {account_desc})",
+        f"aws s3api put-public-access-block --bucket {bucket} --public-access-block-configuration "
+        + ",".join(f"{flag}=true" for flag in BLOCK_FLAGS)
+        + " (and set it in the bucket's infrastructure code)",
+    )
+
+
+def _account_block(ctx: CheckContext) -> dict[str, Any]:
+    account_id = ctx.aws.account_id()
+    try:
+        response = ctx.aws.read("s3control", "get_public_access_block", AccountId=account_id)
+    except ClientError as exc:
+        if error_code(exc) == "NoSuchPublicAccessBlockConfiguration":
+            return {}
+        raise
+    return dict(response.get("PublicAccessBlockConfiguration", {}))
+
+
+def _describe_flags(flags: dict[str, Any]) -> str:
+    on = [flag for flag in BLOCK_FLAGS if flags.get(flag)]
+    if len(on) == len(BLOCK_FLAGS):
+        return "all four on"
+    return "on: " + (", ".join(on) if on else "none")
+
+
+@check(
+    'the S3 bucket "{bucket}" has versioning enabled',
+    permissions=("s3:GetBucketVersioning",),
+    manual="aws s3api get-bucket-versioning --bucket {bucket}",
+)
+def bucket_versioning_enabled(ctx: CheckContext, bucket: str) -> CheckResult:
+    """Versioning status is Enabled (not Suspended, not never-enabled)."""
+    expected = "versioning Enabled"
+    response = s3_get(ctx, "get_bucket_versioning", bucket, set(), expected) or {}
+    status = response.get("Status") or "never enabled"
+    if status == "Enabled":
+        return CheckResult.passed(_uri(bucket), expected, "versioning Enabled")
+    return CheckResult.failed(
+        _uri(bucket),
+        expected,
+        f"versioning {status}",
+        f"aws s3api put-bucket-versioning --bucket {bucket} --versioning-configuration Status=Enabled",
+    )
+
+
+@check(
+    'the S3 bucket "{bucket}" is encrypted with "{algorithm}"',
+    permissions=("s3:GetEncryptionConfiguration",),
+    manual="aws s3api get-bucket-encryption --bucket {bucket}",
+    choices={"algorithm": ALGORITHMS},
+)
+def bucket_encrypted_with(ctx: CheckContext, bucket: str, algorithm: str) -> CheckResult:
+    """Default server-side encryption uses the given algorithm: AES256 (SSE-S3), aws:kms (SSE-KMS)
+    or aws:kms:dsse (DSSE-KMS)."""
+    expected = f"default encryption {algorithm}"
+    response = s3_get(
+        ctx,
+        "get_bucket_encryption",
+        bucket,
+        {"ServerSideEncryptionConfigurationNotFoundError"},
+        expected,
+    )
+    rules = (response or {}).get("ServerSideEncryptionConfiguration", {}).get("Rules", [])
+    defaults = [r.get("ApplyServerSideEncryptionByDefault", {}) for r in rules]
+    algorithms = [d.get("SSEAlgorithm") for d in defaults if d.get("SSEAlgorithm")]
+    if algorithm in algorithms:
+        key = next((d.get("KMSMasterKeyID") for d in defaults if d.get("SSEAlgorithm") == algorithm), None)
+        return CheckResult.passed(_uri(bucket), expected, f"{algorithm}{' with key ' + key if key else ''}")
+    observed = "default encryption " + ", ".join(algorithms) if algorithms else "no default encryption configured"
+    kms = ',"KMSMasterKeyID":"<key-arn>"' if algorithm.startswith("aws:kms") else ""
+    return CheckResult.failed(
+        _uri(bucket),
+        expected,
+        observed,
+        f"aws s3api put-bucket-encryption --bucket {bucket} --server-side-encryption-configuration "
+        f'\'{{"Rules":[{{"ApplyServerSideEncryptionByDefault":{{"SSEAlgorithm":"{algorithm}"{kms}}}}}]}}\'',
+    )
+
+
+@check(
+    'the S3 bucket "{bucket}" has tag "{key}" set to "{value}"',
+    permissions=("s3:GetBucketTagging",),
+    manual="aws s3api get-bucket-tagging --bucket {bucket}",
+)
+def bucket_has_tag(ctx: CheckContext, bucket: str, key: str, value: str) -> CheckResult:
+    """The bucket carries the tag with exactly this value."""
+    expected = f"tag {key}={value}"
+    response = s3_get(ctx, "get_bucket_tagging", bucket, {"NoSuchTagSet"}, expected)
+    tags = {t["Key"]: t["Value"] for t in (response or {}).get("TagSet", [])}
+    return tag_result(_uri(bucket), tags, key, value, "add it in the bucket's infrastructure code "
+                      "(note: aws s3api put-bucket-tagging replaces the whole tag set)")
+
