@@ -81,6 +81,13 @@ def _check_step(step: StepDoc, text: str, env: Environment | None, display: str)
             problems.append(
                 Problem(display, step.line, f"{field_name} {value!r} is not one of: {', '.join(allowed)}")
             )
+    for field_name, validate in definition.validators.items():
+        value = args.get(field_name)
+        if isinstance(value, str) and not VARIABLE.search(value):
+            try:
+                validate(value)
+            except ValueError as exc:
+                problems.append(Problem(display, step.line, f"{field_name} {value!r}: {exc}"))
     if env is None:
         return problems
     for name in VARIABLE.findall(text):

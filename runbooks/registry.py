@@ -33,6 +33,7 @@ class StepDefinition:
     summary: str
     parser: Any
     choices: dict[str, tuple[str, ...]]
+    validators: dict[str, Callable[[str], None]]
 
     @property
     def name(self) -> str:
@@ -66,8 +67,14 @@ def check(
     manual: str = "",
     parser: Any = None,
     choices: dict[str, tuple[str, ...]] | None = None,
+    validators: dict[str, Callable[[str], None]] | None = None,
 ) -> Callable[[CheckFunc], CheckFunc]:
-    """Register ``func`` as the check behind ``phrase`` (a ``parse`` format such as ``the S3 bucket "{bucket}" exists``)."""
+    """Register ``func`` as the check behind ``phrase`` (a ``parse`` format such as ``the S3 bucket "{bucket}" exists``).
+
+    ``permissions``: the IAM actions the check needs. ``manual``: the command an operator would run,
+    a format string over the phrase's fields. ``choices``/``validators``: argument checks that
+    preflight applies before anything runs (a validator raises ``ValueError`` with a one-line reason).
+    """
 
     def decorate(func: CheckFunc) -> CheckFunc:
         step_parser = parser or parsers.parse(phrase)
@@ -80,6 +87,7 @@ def check(
             summary=inspect.getdoc(func) or "",
             parser=step_parser,
             choices=dict(choices or {}),
+            validators=dict(validators or {}),
         )
         if phrase in REGISTRY and REGISTRY[phrase].func.__qualname__ != func.__qualname__:
             raise ValueError(f"step phrase registered twice: {phrase!r}")

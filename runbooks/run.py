@@ -86,6 +86,7 @@ class Run:
         self.listeners: list[Callable[[StepRecord], None]] = []
         self._lock = threading.Lock()
         self._stoppers: list[Callable[[], None]] = []
+        self._resources: dict[Any, Any] = {}
 
     # lifecycle -------------------------------------------------------------------------------
     def start(self) -> Run:
@@ -108,6 +109,21 @@ class Run:
         while self._stoppers:
             self._stoppers.pop()()
         self.http.close()
+
+    def resource(self, key: Any, factory: Callable[[], Any], close: Callable[[Any], None] | None = None) -> Any:
+        """A connection or client shared by every step of the run (a testinfra host, a docker client),
+        created on first use and closed by :meth:`stop`."""
+        with self._lock:
+            if key in self._resources:
+                return self._resources[key]
+        value = factory()
+        with self._lock:
+            if key in self._resources:  # another thread won the race; keep theirs
+                return self._resources[key]
+            self._resources[key] = value
+            if close is not None:
+                self._stoppers.append(lambda: close(value))
+            return value
 
     def service(self, name: str) -> ServiceSettings:
         try:

@@ -1,3 +1,10 @@
-"""The step library, one module per domain. Each module is loaded as a pytest plugin by conftest.py."""
+"""The step library, one module per domain, each loaded as a pytest plugin by the root conftest.py.
 
-MODULES = ("steps.aws_s3", "steps.aws_dynamodb", "steps.http", "steps.manual")
+Every public module here is a step module: adding ``steps/<domain>.py`` is enough to register it.
+"""
+
+import pkgutil
+
+MODULES = tuple(
+    f"{__name__}.{module.name}" for module in pkgutil.iter_modules(__path__) if not module.name.startswith("_")
+)

@@ -1,0 +1,1 @@
+"""Real counterparts the tests start: servers, engines, daemons."""
