@@ -1,0 +1,62 @@
+"""Shared fixtures: a started run against a chosen target, and a way to evaluate one check through it."""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from runbooks.config import load_config
+from runbooks.registry import REGISTRY, load_step_modules
+from runbooks.result import CheckResult
+from runbooks.run import Run, ScenarioState
+
+load_step_modules()
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def write_config(directory: Path, body: str) -> Path:
+    path = directory / "runbooks.toml"
+    path.write_text(textwrap.dedent(body), encoding="utf-8")
+    return path
+
+
+def make_run(directory: Path, env_body: str, name: str = "test") -> Run:
+    """A started run for ``[environments.<name>]`` with ``env_body`` as its TOML body."""
+    path = write_config(directory, f"[environments.{name}]\n" + textwrap.dedent(env_body))
+    config = load_config(path)
+    return Run(config, config.environment(name)).start()
+
+
+def evaluate(run: Run, func: Callable[..., CheckResult], state: ScenarioState | None = None, **args: Any
+             ) -> CheckResult:
+    """Evaluate a check the way a step does (exceptions classified into ERROR, manual command filled)."""
+    definition = next(d for d in REGISTRY.values() if d.func is func)
+    return run.evaluate(definition, args, state or ScenarioState())
+
+
+@pytest.fixture
+def moto_run(tmp_path: Path) -> Iterator[Run]:
+    """A run with the in-process moto target (empty account, eu-west-1); create resources with boto3."""
+    run = make_run(tmp_path, 'aws = { target = "moto", region = "eu-west-1" }\n')
+    yield run
+    run.stop()
+
+
+@pytest.fixture
+def run_factory(tmp_path: Path) -> Iterator[Callable[[str], Run]]:
+    """Build started runs from an environment body; all are stopped at teardown."""
+    runs: list[Run] = []
+
+    def factory(env_body: str, name: str = "test") -> Run:
+        run = make_run(tmp_path, env_body, name)
+        runs.append(run)
+        return run
+
+    yield factory
+    for run in runs:
+        run.stop()
