@@ -41,6 +41,11 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--config", type=Path, help="path to runbooks.toml (default: search upwards)")
     verify.add_argument("-v", "--verbose", action="store_true", help="also show pytest's own output")
     verify.set_defaults(handler=cmd_verify)
+
+    steps = sub.add_parser("steps", help="list the step vocabulary and what each step checks")
+    steps.add_argument("--search", help="only steps whose phrase or description contain all these words")
+    steps.add_argument("--markdown", action="store_true", help="print the Markdown catalogue (docs/steps.md)")
+    steps.set_defaults(handler=cmd_steps)
     return parser
 
 
@@ -149,6 +154,20 @@ def cmd_verify(args: argparse.Namespace) -> int:
     print(f"Summary: {summary_line(run.records)} -> exit {result}")
     print("Reports: " + ", ".join(str(p) for p in session.report_paths))
     return result
+
+
+def cmd_steps(args: argparse.Namespace) -> int:
+    from .catalog import markdown_catalog, text_catalog
+
+    if args.markdown:
+        sys.stdout.write(markdown_catalog())
+        return EXIT_OK
+    text = text_catalog(args.search)
+    if not text.strip():
+        print(f"no step matches {args.search!r}", file=sys.stderr)
+        return EXIT_FAIL
+    sys.stdout.write(text)
+    return EXIT_OK
 
 
 def _step_modules() -> tuple[str, ...]:

@@ -66,13 +66,16 @@ class FeatureFile(pytest.Module):
         module = types.ModuleType(self.path.stem)
         module.__file__ = str(self.path)
         for feature in get_features([str(self.path)]):
-            for index, name in enumerate(feature.scenarios):
+            for name in feature.scenarios:
 
                 def _scenario() -> None:
                     pass
 
                 test = bdd_scenario(feature.filename, name, features_base_dir=str(self.path.parent))(_scenario)
-                module.__dict__[f"test_{index:03d}_{_python_name(name)}"] = test
+                test_name = f"test_{_python_name(name)}"
+                while test_name in module.__dict__:  # two names that differ only in punctuation
+                    test_name += "_"
+                module.__dict__[test_name] = test
         return module
 
     class CollectError(Exception):
@@ -85,7 +88,7 @@ class FeatureFile(pytest.Module):
 
 
 def _python_name(name: str) -> str:
-    return "".join(ch if ch.isalnum() else "_" for ch in name.lower()).strip("_")[:60]
+    return "_".join("".join(ch if ch.isalnum() else " " for ch in name.lower()).split())[:80]
 
 
 class ScenarioProgress:

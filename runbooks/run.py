@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import requests
+from _pytest.outcomes import Failed
 
 from . import __version__
 from .aws import AwsTarget, describe_error
@@ -33,11 +35,18 @@ class UnknownName(ConfigError):
     """A step names a service/host/container the environment does not declare."""
 
 
-class StepStopped(AssertionError):
+class _Reported(Failed):
+    """A failure whose message already carries the evidence: pytest shows it without a traceback."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, pytrace=False)
+
+
+class StepStopped(_Reported):
     """Raised by a failed Given/When step: the rest of the scenario is recorded as skipped."""
 
 
-class ScenarioFailed(AssertionError):
+class ScenarioFailed(_Reported):
     """Raised at the end of a scenario whose checks failed or could not run."""
 
 
@@ -107,7 +116,11 @@ class Run:
     def stop(self) -> None:
         self.finished_at = datetime.now(UTC)
         while self._stoppers:
-            self._stoppers.pop()()
+            stop = self._stoppers.pop()
+            try:
+                stop()
+            except Exception as exc:  # noqa: BLE001 - one failing cleanup must not skip the others
+                print(f"runbooks: warning: cleanup failed: {exc}", file=sys.stderr)
         self.http.close()
 
     def resource(self, key: Any, factory: Callable[[], Any], close: Callable[[Any], None] | None = None) -> Any:
