@@ -7,6 +7,7 @@ feature file (one line naming it); 3 no FAIL but at least one ERROR (could not v
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from pathlib import Path
 from typing import Any
@@ -17,10 +18,11 @@ from .features import discover, parse_feature
 from .preflight import check_paths, display_path
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_ERROR = 0, 1, 2, 3
+SUBCOMMANDS = ("runbooks.lint", "runbooks.render", "runbooks.iam_policy")
 
 
 class UsageError(Exception):
-    pass
+    """Bad usage or input: printed as one line, exit 2."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -46,6 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
     steps.add_argument("--search", help="only steps whose phrase or description contain all these words")
     steps.add_argument("--markdown", action="store_true", help="print the Markdown catalogue (docs/steps.md)")
     steps.set_defaults(handler=cmd_steps)
+
+    for name in SUBCOMMANDS:  # each module adds its own sub-command with register(sub)
+        importlib.import_module(name).register(sub)
     return parser
 
 

@@ -80,6 +80,7 @@ class Environment:
     services: dict[str, ServiceSettings] = field(default_factory=dict)
     hosts: dict[str, str] = field(default_factory=dict)
     docker: dict[str, str] = field(default_factory=dict)
+    containers: dict[str, str] = field(default_factory=dict)  # name used in runbooks -> real container name
     sandbox: SandboxSettings | None = None
     secrets: tuple[str, ...] = ()
 
@@ -140,6 +141,9 @@ _ENV_KEYS = {"description", "aws", "vars", "services", "hosts", "docker", "sandb
 _AWS_KEYS = set(AwsSettings.__dataclass_fields__) | {"url"}
 _SERVICE_KEYS = {"url", "verify_tls", "timeout_s"}
 _SANDBOX_KEYS = {"stack", "variant", "service"}
+_DOCKER_KEYS = {"host", "containers"}
+_DOCKER_SCHEMES = ("unix://", "tcp://", "http://", "https://", "ssh://", "npipe://")
+_CONTAINER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")  # what the Docker engine accepts
 
 
 def find_config(start: Path | None = None) -> Path:
@@ -268,6 +272,7 @@ def _parse_environment(name: str, raw: Any, root: Path, fail: Any) -> Environmen
             raise fail(f"environment {name!r}: sandbox stack file {sb['stack']!r} not found", table, "sandbox")
         sandbox = SandboxSettings(stack, sb.get("variant", "healthy"), sb.get("service"))
 
+    docker, containers = _parse_docker(name, raw.get("docker", {}), table, fail)
     variables = raw.get("vars", {})
     for key, value in variables.items():
         if not isinstance(value, str | int | float):
@@ -279,7 +284,56 @@ def _parse_environment(name: str, raw: Any, root: Path, fail: Any) -> Environmen
         vars={k: str(v) for k, v in variables.items()},
         services=services,
         hosts=dict(raw.get("hosts", {})),
-        docker=dict(raw.get("docker", {})),
+        docker=docker,
+        containers=containers,
         sandbox=sandbox,
         secrets=tuple(raw.get("secrets", ())),
     )
+
+
+def _parse_docker(name: str, raw: Any, table: str, fail: Any) -> tuple[dict[str, str], dict[str, str]]:
+    """``[environments.X.docker]``: ``host`` (default: DOCKER_HOST) and ``containers``, a list of
+    names or a table of runbook name -> real container name."""
+    where = f"{table}.docker"
+    if not isinstance(raw, dict):
+        raise fail(f"environment {name!r}: docker must be a table with 'host' and 'containers'", table, "docker")
+    bad = set(raw) - _DOCKER_KEYS
+    if bad:
+        key = sorted(bad)[0]
+        raise fail(
+            f"environment {name!r}: unknown docker key {key!r}" + did_you_mean(key, tuple(_DOCKER_KEYS)), where, key
+        )
+    docker: dict[str, str] = {}
+    if "host" in raw:
+        host = raw["host"]
+        if not isinstance(host, str) or not host.startswith(_DOCKER_SCHEMES):
+            raise fail(
+                f"environment {name!r}: docker.host must be a URL starting with "
+                f"{', '.join(_DOCKER_SCHEMES)} (got {host!r})",
+                where,
+                "host",
+            )
+        docker["host"] = host
+    listed = raw.get("containers", [])
+    if isinstance(listed, list):
+        entries = [(item, item) for item in listed]
+    elif isinstance(listed, dict):
+        entries = list(listed.items())
+        where = f"{where}.containers"
+    else:
+        raise fail(
+            f"environment {name!r}: docker.containers must be a list of names or a table of name = real name",
+            where,
+            "containers",
+        )
+    containers: dict[str, str] = {}
+    for logical, real in entries:
+        if not isinstance(real, str) or not _CONTAINER_NAME.match(real):
+            raise fail(
+                f"environment {name!r}: container {real!r} is not a valid container name "
+                "(letters, digits, '_', '.', '-')",
+                where,
+                logical if isinstance(listed, dict) else "containers",
+            )
+        containers[logical] = real
+    return docker, containers

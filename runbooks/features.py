@@ -46,10 +46,9 @@ class ScenarioDoc:
 
     def concrete_steps(self) -> Iterator[tuple[StepDoc, str]]:
         """Each step with its text as it will run (one per example row for an outline)."""
-        rows = self.examples or [{}]
-        for row in rows:
+        for row in self.examples or [{}]:
             for s in self.steps:
-                yield s, _OUTLINE_PARAM.sub(lambda m: row.get(m.group(1), m.group(0)), s.text)
+                yield s, render_outline(s.text, row)
 
 
 @dataclass
@@ -69,6 +68,10 @@ class FeatureDoc:
                 if tag.name.startswith(prefix + ":"):
                     return tag.name.split(":", 1)[1]
         return None
+
+
+def render_outline(text: str, row: dict[str, str]) -> str:
+    return _OUTLINE_PARAM.sub(lambda m: row.get(m.group(1), m.group(0)), text)
 
 
 _TYPES = {"Context": "given", "Action": "when", "Outcome": "then"}
@@ -103,6 +106,37 @@ def _scenario(raw: dict[str, Any], rule: str | None) -> ScenarioDoc:
         examples=examples,
         rule=rule,
     )
+
+
+_SECTION = re.compile(r"^\s*([A-Z][A-Za-z /-]{2,40}):\s*(.*)$")
+
+
+def sections(description: str) -> dict[str, tuple[str, int]]:
+    """``Heading:`` paragraphs of a description -> (text, line offset within the description)."""
+    found: dict[str, tuple[str, int]] = {}
+    current: str | None = None
+    lines: list[str] = []
+    start = 0
+
+    def close() -> None:
+        if current is not None:
+            found[current.lower()] = (" ".join(" ".join(lines).split()), start)
+
+    for offset, line in enumerate(_dedent(description).splitlines()):
+        match = _SECTION.match(line)
+        if match and not line[:1].isspace():  # headings start at the margin; indented lines continue
+            close()
+            current, lines, start = match.group(1), [match.group(2)], offset
+        elif current is not None:
+            lines.append(line.strip())
+    close()
+    return found
+
+
+def section(description: str, name: str) -> str | None:
+    """The text of one ``Name:`` paragraph of a description, joined into one line."""
+    entry = sections(description).get(name.lower())
+    return entry[0] if entry else None
 
 
 def _dedent(text: str) -> str:

@@ -18,7 +18,7 @@ from .features import FeatureDoc, StepDoc
 
 VARIABLE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 # Step fields whose values must name something the environment declares.
-NAMED_FIELDS = {"service": "services", "host": "hosts"}
+NAMED_FIELDS = {"service": "services", "host": "hosts", "container": "containers"}
 
 
 @dataclass(frozen=True, order=True)
@@ -54,6 +54,15 @@ def check_feature(feature: FeatureDoc, env: Environment | None, display: str) ->
             )
         else:
             seen[scenario.name] = scenario.line
+
+    from .run import CAPABILITIES
+
+    for tag in feature.tags + [t for sc in feature.scenarios for t in sc.tags]:
+        if tag.name.startswith("requires:") and tag.name.split(":", 1)[1] not in CAPABILITIES:
+            problems.append(
+                Problem(display, tag.line, f"unknown capability @{tag.name}; known: "
+                        + ", ".join(f"@requires:{c}" for c in CAPABILITIES))
+            )
 
     checked: set[tuple[int, str]] = set()
     steps: list[tuple[StepDoc, str]] = [(s, s.text) for s in feature.background]

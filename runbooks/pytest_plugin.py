@@ -19,13 +19,21 @@ from pytest_bdd.feature import get_features
 from pytest_bdd.parser import Feature, Scenario, Step
 
 from .config import Config, ConfigError, load_config
-from .features import parse_feature
+from .features import parse_feature, section
 from .formatting import failure_message, step_details, step_line
 from .preflight import check_feature, display_path
 from .registry import RUN_KEY, StepDefinition
 from .reports import write_reports
 from .result import Outcome, StepRecord
-from .run import HARD_STEP_TYPES, Run, ScenarioFailed, ScenarioState, StepStopped, elapsed_ms
+from .run import (
+    HARD_STEP_TYPES,
+    Run,
+    ScenarioFailed,
+    ScenarioState,
+    StepStopped,
+    elapsed_ms,
+    missing_capability,
+)
 
 SEVERITIES = ("critical", "high", "medium", "low", "info")
 _STATE = pytest.StashKey["ScenarioProgress"]()
@@ -105,6 +113,13 @@ class ScenarioProgress:
         tags = sorted(feature.tags | scenario.tags)
         self.tags = tags
         self.severity = _severity(scenario.tags) or _severity(feature.tags) or "unrated"
+        self.skip_reason: str | None = None
+
+    def failed(self) -> bool:
+        return any(r.outcome in (Outcome.FAIL, Outcome.ERROR) for r in self.records)
+
+    def resolution(self) -> str | None:
+        return section(self.scenario.description, "Resolution")
 
 
 def _severity(tags: set[str]) -> str | None:
@@ -154,6 +169,11 @@ class RunbooksSession:
         step = progress.current
         assert step is not None
         run = self.ensure_run()
+        if progress.skip_reason:
+            record = self._record(progress, step, Outcome.SKIPPED, 0.0)
+            record.observed = progress.skip_reason
+            progress.records.append(run.record(record))
+            return
         resolved = {k: run.resolve(v) for k, v in args.items()}
         start = time.perf_counter()
         result = run.evaluate(definition, resolved, progress.state)
@@ -201,6 +221,7 @@ def pytest_bdd_before_scenario(request: pytest.FixtureRequest, feature: Feature,
     run = session.ensure_run()
     runbook = display_path(Path(feature.filename), run.config.root)
     progress = ScenarioProgress(feature, scenario, runbook)
+    progress.skip_reason = missing_capability(run.env, progress.tags)
     request.node.stash[_STATE] = progress
     if session.printer:
         session.printer.scenario(progress)
@@ -230,6 +251,8 @@ def pytest_bdd_after_scenario(request: pytest.FixtureRequest, **_: Any) -> None:
             record = session._record(progress, step, Outcome.SKIPPED, 0.0)
             record.observed = "not run: an earlier step of this scenario did not pass"
             progress.records.append(run.record(record))
+    if session.printer and progress.failed():
+        session.printer.resolution(progress)
 
 
 @pytest.hookimpl(wrapper=True)
@@ -237,9 +260,11 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
     result = yield
     progress = item.stash.get(_STATE, None)
     if progress is not None:
-        bad = [r for r in progress.records if r.outcome in (Outcome.FAIL, Outcome.ERROR)]
-        if bad:
-            raise ScenarioFailed(failure_message(progress.records))
+        if progress.failed():
+            message = failure_message(progress.records)
+            if progress.resolution():
+                message += f"\nResolution (from the runbook): {progress.resolution()}"
+            raise ScenarioFailed(message)
     return result
 
 
@@ -271,6 +296,11 @@ class ProcedurePrinter:
                 self.write("  " + " · ".join(tags))
         self.write()
         self.write(f"  Scenario: {progress.scenario.name}")
+
+    def resolution(self, progress: ScenarioProgress) -> None:
+        text = progress.resolution()
+        if text:
+            self.write(f"    Resolution (from the runbook): {text}")
 
     def step(self, record: StepRecord) -> None:
         self.write("    " + step_line(record, self.colour))

@@ -69,7 +69,7 @@ def check(
     choices: dict[str, tuple[str, ...]] | None = None,
     validators: dict[str, Callable[[str], None]] | None = None,
 ) -> Callable[[CheckFunc], CheckFunc]:
-    """Register ``func`` as the check behind ``phrase`` (a ``parse`` format such as ``the S3 bucket "{bucket}" exists``).
+    """Register ``func`` as the check behind ``phrase``, a ``parse`` format: ``the S3 bucket "{bucket}" exists``.
 
     ``permissions``: the IAM actions the check needs. ``manual``: the command an operator would run,
     a format string over the phrase's fields. ``choices``/``validators``: argument checks that

@@ -25,7 +25,7 @@ from .aws import AwsTarget, describe_error
 from .config import Config, ConfigError, Environment, ServiceSettings
 from .redact import Redactor
 from .registry import StepDefinition
-from .result import CheckResult, Outcome, StepRecord
+from .result import CheckResult, StepRecord
 
 VARIABLE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 HARD_STEP_TYPES = {"given", "when"}  # a failed precondition or action stops its scenario
@@ -56,6 +56,28 @@ class Finding(Exception):
     def __init__(self, result: CheckResult) -> None:
         super().__init__(result.observed)
         self.result = result
+
+
+# `@requires:<capability>` on a scenario or feature: run it only where the environment can answer.
+CAPABILITIES: dict[str, tuple[Callable[[Environment], bool], str]] = {
+    "docker": (lambda env: bool(env.docker), "environment {env} declares no Docker engine"),
+    "hosts": (lambda env: bool(env.hosts), "environment {env} declares no hosts"),
+    "aws-backup": (
+        lambda env: env.aws.target != "moto",
+        "the moto target does not implement AWS Backup selections and recovery points",
+    ),
+}
+
+
+def missing_capability(env: Environment, tags: set[str] | list[str]) -> str | None:
+    """Why a scenario with these tags cannot run in ``env`` (None when it can)."""
+    for tag in sorted(tags):
+        if tag.startswith("requires:"):
+            name = tag.split(":", 1)[1]
+            available, reason = CAPABILITIES[name]
+            if not available(env):
+                return f"not run here: {reason.format(env=env.name)} (@requires:{name})"
+    return None
 
 
 @dataclass

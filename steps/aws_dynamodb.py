@@ -84,7 +84,8 @@ def table_pitr_enabled(ctx: CheckContext, table: str) -> CheckResult:
 @check(
     'the DynamoDB table "{table}" has an active global secondary index "{index}"',
     permissions=("dynamodb:DescribeTable",),
-    manual="aws dynamodb describe-table --table-name {table} --query 'Table.GlobalSecondaryIndexes[].[IndexName,IndexStatus]'",
+    manual="aws dynamodb describe-table --table-name {table} "
+    "--query 'Table.GlobalSecondaryIndexes[].[IndexName,IndexStatus]'",
 )
 def table_gsi_active(ctx: CheckContext, table: str, index: str) -> CheckResult:
     """The table has the named global secondary index and its IndexStatus is ACTIVE."""
