@@ -259,12 +259,11 @@ def pytest_bdd_after_scenario(request: pytest.FixtureRequest, **_: Any) -> None:
 def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
     result = yield
     progress = item.stash.get(_STATE, None)
-    if progress is not None:
-        if progress.failed():
-            message = failure_message(progress.records)
-            if progress.resolution():
-                message += f"\nResolution (from the runbook): {progress.resolution()}"
-            raise ScenarioFailed(message)
+    if progress is not None and progress.failed():
+        message = failure_message(progress.records)
+        if progress.resolution():
+            message += f"\nResolution (from the runbook): {progress.resolution()}"
+        raise ScenarioFailed(message)
     return result
 
 
