@@ -6,6 +6,8 @@ client the checks get, before a request is built or sent. Retries are botocore's
 
 from __future__ import annotations
 
+import importlib
+import re
 import threading
 from collections.abc import Callable, Hashable
 from concurrent.futures import Future
@@ -13,6 +15,7 @@ from typing import Any
 
 import boto3
 import botocore.exceptions
+from botocore import xform_name
 from botocore.config import Config as BotoConfig
 
 from .config import AwsSettings
@@ -74,6 +77,49 @@ def _guard(model: Any, **_: Any) -> None:
         raise ReadOnlyViolation(model.service_model.service_name, model.name)
 
 
+# moto answers an action it has no handler for in three ways: in-process it raises NotImplementedError
+# ("The list_backup_selections action has not been implemented") or returns 404 "Not yet implemented"
+# (no URL route); its server answers an HTML 500 (the same NotImplementedError, uncaught) or an HTML
+# 404 (no route). None of these is an AWS error shape, so a stub target's gap is recognisable.
+_MOTO_NOT_IMPLEMENTED = re.compile(r"The (\w+) action has not been implemented")
+
+
+def moto_implements(service: str, operation: str) -> bool | None:
+    """Whether the installed moto has a handler for ``operation`` (None: moto or the service is absent)."""
+    try:
+        module = importlib.import_module(f"moto.{service}.responses")
+        from moto.core.responses import BaseResponse
+    except ImportError:
+        return None
+    handlers = [v for v in vars(module).values() if isinstance(v, type) and issubclass(v, BaseResponse)]
+    if not handlers:
+        return None
+    method = xform_name(operation)
+    return any(hasattr(cls, method) for cls in handlers)
+
+
+def stub_gap(status: int, headers: Any, body: bytes, service: str, operation: str) -> bool:
+    """Whether a stub target's HTTP answer means "this action is not implemented here"."""
+    html = str((headers or {}).get("content-type", "")).startswith("text/html")
+    if status == 404 and (body.strip() == b"Not yet implemented" or html):
+        return True
+    return status == 500 and html and moto_implements(service, operation) is False
+
+
+def _stub_gap_handler(target: str) -> Callable[..., None]:
+    """A ``needs-retry`` handler: a gap is reported at once, without retries, as NotImplementedByTarget."""
+
+    def handler(response: Any = None, operation: Any = None, **_: Any) -> None:
+        if response is None or operation is None:
+            return
+        http = response[0]
+        service = operation.service_model.service_name
+        if stub_gap(http.status_code, http.headers, http.content or b"", service, operation.name):
+            raise NotImplementedByTarget(target, operation.name)
+
+    return handler
+
+
 def error_code(exc: BaseException) -> str:
     if isinstance(exc, botocore.exceptions.ClientError):
         return str(exc.response.get("Error", {}).get("Code", ""))
@@ -84,6 +130,11 @@ def describe_error(exc: BaseException, target: str = "aws") -> str | None:
     """A one-line reason for an exception that means "could not check", or None if it is not one."""
     if isinstance(exc, ReadOnlyViolation | NotImplementedByTarget):
         return str(exc)
+    if isinstance(exc, NotImplementedError):
+        match = _MOTO_NOT_IMPLEMENTED.search(str(exc))
+        if match:
+            operation = "".join(part.capitalize() for part in match.group(1).split("_"))
+            return str(NotImplementedByTarget(target, operation))
     if isinstance(exc, botocore.exceptions.NoCredentialsError):
         return "no AWS credentials found (environment, profile or instance role)"
     if isinstance(exc, botocore.exceptions.PartialCredentialsError):
@@ -120,7 +171,7 @@ class AwsTarget:
         self._clients: dict[tuple[str, str], Any] = {}
         self._memo: dict[Hashable, Future[Any]] = {}
         self._session: boto3.Session | None = None
-        self.calls = 0  # API calls actually made (memo hits excluded)
+        self.calls = 0  # API calls actually made by this run's clients (memo hits excluded)
 
     @property
     def name(self) -> str:
@@ -146,8 +197,7 @@ class AwsTarget:
     def _make_session(self) -> boto3.Session:
         s = self.settings
         session = boto3.Session(profile_name=s.profile, region_name=s.region)
-        if self.read_only:
-            session.events.register("before-call.*.*", _guard)
+        self._hook(session)
         if s.role_arn:
             sts = session.client("sts", config=self.boto_config(), endpoint_url=s.endpoint_url)
             params: dict[str, Any] = {"RoleArn": s.role_arn, "RoleSessionName": "runbooks-verify"}
@@ -160,9 +210,20 @@ class AwsTarget:
                 aws_session_token=creds["SessionToken"],
                 region_name=s.region,
             )
-            if self.read_only:
-                session.events.register("before-call.*.*", _guard)
+            self._hook(session)
         return session
+
+    def _hook(self, session: boto3.Session) -> None:
+        """Guard and count every call of the session's clients; on stub targets, recognise their gaps."""
+        if self.read_only:
+            session.events.register("before-call.*.*", _guard)
+        session.events.register("before-call.*.*", self._count)
+        if self.name != "live":
+            session.events.register("needs-retry", _stub_gap_handler(self.name))
+
+    def _count(self, **_: Any) -> None:
+        with self._lock:
+            self.calls += 1
 
     def client(self, service: str, region: str | None = None) -> Any:
         region = region or self.settings.region
@@ -182,27 +243,39 @@ class AwsTarget:
                 )
             return self._clients[key]
 
+    def call(self, service: str, operation: str, region: str | None = None, **params: Any) -> Any:
+        """One un-memoised call through the guarded client (for reads that must stop early)."""
+        client = self.client(service, region)
+        try:
+            return getattr(client, operation)(**params)
+        except NotImplementedError as exc:  # in-process moto: the action has no handler
+            raise self._gap(client, operation) from exc
+
     def read(self, service: str, operation: str, region: str | None = None, **params: Any) -> Any:
         """Call ``operation`` once per run for the same parameters; later callers get the same answer.
 
         Exceptions are memoised too: a missing bucket is missing for every step that asks.
         """
-        def call() -> Any:
-            with self._lock:
-                self.calls += 1
-            return getattr(self.client(service, region), operation)(**params)
-
-        return self.memo((service, region or self.settings.region, operation, _freeze(params)), call)
+        return self.memo(
+            (service, region or self.settings.region, operation, _freeze(params)),
+            lambda: self.call(service, operation, region, **params),
+        )
 
     def paginate(
         self, service: str, operation: str, region: str | None = None, **params: Any
     ) -> list[Any]:
         """All pages of a paginated read, memoised like :meth:`read`."""
         def fetch() -> list[Any]:
-            paginator = self.client(service, region).get_paginator(operation)
-            return list(paginator.paginate(**params))
+            client = self.client(service, region)
+            try:
+                return list(client.get_paginator(operation).paginate(**params))
+            except NotImplementedError as exc:
+                raise self._gap(client, operation) from exc
 
         return self.memo(("paginate", service, region, operation, _freeze(params)), fetch)
+
+    def _gap(self, client: Any, operation: str) -> NotImplementedByTarget:
+        return NotImplementedByTarget(self.name, client.meta.method_to_api_mapping.get(operation, operation))
 
     def memo(self, key: Hashable, compute: Callable[[], Any]) -> Any:
         with self._lock:

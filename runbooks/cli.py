@@ -1,13 +1,15 @@
 """``runbooks``: the command line. ``verify`` runs runbooks through pytest and maps the outcome to an exit code.
 
-Exit codes: 0 every automated check passed; 1 at least one FAIL; 2 bad usage, configuration or
-feature file (one line naming it); 3 no FAIL but at least one ERROR (could not verify).
+Exit codes: 0 every automated check passed; 1 at least one FAIL (at or above ``--fail-on``); 2 bad
+usage, configuration or feature file (one line naming it), or a guard step (wrong AWS account)
+stopped the run; 3 no FAIL but at least one ERROR (could not verify); 130 interrupted.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -15,10 +17,13 @@ from typing import Any
 from . import __version__
 from .config import Config, ConfigError, Environment, load_config
 from .features import discover, parse_feature
+from .history import DEFAULT_PATH as DEFAULT_HISTORY
 from .preflight import check_paths, display_path
+from .reports import SEVERITIES
+from .waivers import load_waivers
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_ERROR = 0, 1, 2, 3
-SUBCOMMANDS = ("runbooks.lint", "runbooks.render", "runbooks.iam_policy")
+SUBCOMMANDS = ("runbooks.history_commands", "runbooks.lint", "runbooks.render", "runbooks.iam_policy")
 
 
 class UsageError(Exception):
@@ -41,6 +46,16 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--tags", help="tag expression, e.g. '@severity:critical and not @manual'")
     verify.add_argument("--report-dir", type=Path, default=Path("reports"), help="default: reports/")
     verify.add_argument("--config", type=Path, help="path to runbooks.toml (default: search upwards)")
+    verify.add_argument("--fail-on", choices=SEVERITIES, default="info",
+                        help="lowest severity whose failures fail the run (default: info = any failure)")
+    verify.add_argument("--waivers", type=Path, help="accepted exceptions (default: waivers.toml beside the config)")
+    verify.add_argument("--history", type=Path, help="history database (default: .runbooks/history.sqlite)")
+    verify.add_argument("--no-history", action="store_true", help="do not record this run")
+    verify.add_argument("--drift", action="store_true", help="print what changed since the previous run")
+    verify.add_argument("--notify", metavar="URL", default=os.environ.get("RUNBOOKS_NOTIFY_URL"),
+                        help="post the drift summary to this webhook (default: $RUNBOOKS_NOTIFY_URL)")
+    verify.add_argument("--notify-always", action="store_true", help="notify even when nothing changed")
+    verify.add_argument("--report-url", help="link to the rendered report, included in notifications")
     verify.add_argument("-v", "--verbose", action="store_true", help="also show pytest's own output")
     verify.set_defaults(handler=cmd_verify)
 
@@ -117,12 +132,15 @@ def cmd_verify(args: argparse.Namespace) -> int:
     import pytest
 
     from .formatting import summary_line
-    from .reports import exit_code
 
     config = load_config(args.config)
     env = config.environment(args.env)
     files = preflight(config, env, args.paths)
     marker = tag_expression(args.tags)
+    waivers = args.waivers or config.root / "waivers.toml"
+    if args.waivers or waivers.is_file():
+        load_waivers(waivers)  # malformed waivers: exit 2 before anything runs
+    history = None if args.no_history else (args.history or config.root / DEFAULT_HISTORY)
     target = env.aws.target + (f", {env.aws.region}" if env.aws.region else "")
     print(f"runbooks verify: environment {env.name} ({target}), {len(files)} runbook(s)")
 
@@ -135,9 +153,13 @@ def cmd_verify(args: argparse.Namespace) -> int:
         "--runbooks-config", str(config.path),
         "--runbooks-env", env.name,
         "--runbooks-report-dir", str(args.report_dir),
+        "--runbooks-fail-on", args.fail_on,
         "--runbooks-procedure",
         "--capture=no",  # the procedure is printed live
     ]  # fmt: skip
+    if args.waivers or waivers.is_file():
+        pytest_args += ["--runbooks-waivers", str(waivers)]
+    pytest_args += ["--runbooks-history", str(history)] if history else ["--runbooks-no-history"]
     if not args.verbose:
         pytest_args += ["-p", "no:terminal"]
     if marker:
@@ -154,10 +176,27 @@ def cmd_verify(args: argparse.Namespace) -> int:
         if code in (pytest.ExitCode.INTERRUPTED, pytest.ExitCode.USAGE_ERROR) or probe.collect_errors:
             return EXIT_USAGE
         return EXIT_ERROR
-    result = exit_code(run.records)
+    result = run.exit_code()
     print()
-    print(f"Summary: {summary_line(run.records)} -> exit {result}")
+    if run.aborted:
+        print(f"runbooks: stopped early: {run.aborted}", file=sys.stderr)
+    if run.status == "interrupted":
+        print("runbooks: interrupted; the results gathered so far are in the reports and the history",
+              file=sys.stderr)
+    for warning in run.waivers.warnings() if run.waivers else []:
+        print(warning, file=sys.stderr)
+    threshold = f" (failing on {args.fail_on} and above)" if args.fail_on != "info" else ""
+    print(f"Summary: {summary_line(run.records)}{threshold} -> exit {result}")
     print("Reports: " + ", ".join(str(p) for p in session.report_paths))
+    if history and (args.drift or args.notify):
+        from .history_commands import report_drift
+
+        report_drift(
+            history, env.name, run.run_id, None, run.redactor, args.notify, args.notify_always,
+            args.report_url, result, show=args.drift,
+        )
+    if run.status == "interrupted":
+        return 130
     return result
 
 

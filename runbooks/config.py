@@ -296,12 +296,14 @@ def _parse_docker(name: str, raw: Any, table: str, fail: Any) -> tuple[dict[str,
     names or a table of runbook name -> real container name."""
     where = f"{table}.docker"
     if not isinstance(raw, dict):
-        raise fail(f"environment {name!r}: docker must be a table with 'host' and 'containers'", table, "docker")
+        raise fail(f"environment {name!r}: docker must be a table (host, containers)", table, "docker")
     bad = set(raw) - _DOCKER_KEYS
     if bad:
         key = sorted(bad)[0]
         raise fail(
-            f"environment {name!r}: unknown docker key {key!r}" + did_you_mean(key, tuple(_DOCKER_KEYS)), where, key
+            f"environment {name!r}: unknown docker key {key!r}" + did_you_mean(key, tuple(_DOCKER_KEYS)),
+            where,
+            key,
         )
     docker: dict[str, str] = {}
     if "host" in raw:

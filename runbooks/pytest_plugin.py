@@ -21,9 +21,11 @@ from pytest_bdd.parser import Feature, Scenario, Step
 from .config import Config, ConfigError, load_config
 from .features import parse_feature, section
 from .formatting import failure_message, step_details, step_line
+from .history import DEFAULT_PATH as DEFAULT_HISTORY
+from .history import History
 from .preflight import check_feature, display_path
 from .registry import RUN_KEY, StepDefinition
-from .reports import write_reports
+from .reports import SEVERITIES, write_reports
 from .result import Outcome, StepRecord
 from .run import (
     HARD_STEP_TYPES,
@@ -34,8 +36,8 @@ from .run import (
     elapsed_ms,
     missing_capability,
 )
+from .waivers import load_waivers
 
-SEVERITIES = ("critical", "high", "medium", "low", "info")
 _STATE = pytest.StashKey["ScenarioProgress"]()
 
 
@@ -44,6 +46,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--runbooks-env", default=None, help="environment from runbooks.toml (default: its default)")
     group.addoption("--runbooks-config", default=None, help="path to runbooks.toml (default: search upwards)")
     group.addoption("--runbooks-report-dir", default="reports", help="where to write results.json and junit.xml")
+    group.addoption("--runbooks-fail-on", default="info", choices=SEVERITIES,
+                    help="lowest severity whose failures fail the run (default: info = any)")
+    group.addoption("--runbooks-waivers", default=None, help="waivers file (default: waivers.toml beside the config)")
+    group.addoption("--runbooks-history", default=None,
+                    help="history database (default: .runbooks/history.sqlite beside the config)")
+    group.addoption("--runbooks-no-history", action="store_true", default=False, help="do not record this run")
     group.addoption(
         "--runbooks-procedure",
         action="store_true",
@@ -157,10 +165,17 @@ class RunbooksSession:
 
     def ensure_run(self) -> Run:
         if self.run is None:
-            self.run = Run(self.config(), self.environment())
+            config, option = self.config(), self.pytest_config.getoption
+            run = Run(config, self.environment())
+            run.fail_on = option("runbooks_fail_on")
+            waivers = option("runbooks_waivers") or (config.root / "waivers.toml")
+            if option("runbooks_waivers") or Path(waivers).is_file():
+                run.waivers = load_waivers(Path(waivers))
+            if not option("runbooks_no_history"):
+                run.history = History(Path(option("runbooks_history") or config.root / DEFAULT_HISTORY))
             if self.printer:
-                self.run.listeners.append(self.printer.step)
-            self.run.start()
+                run.listeners.append(self.printer.step)
+            self.run = run.start()
         return self.run
 
     # steps -------------------------------------------------------------------------------------
@@ -181,6 +196,9 @@ class RunbooksSession:
         record.resource, record.expected, record.observed = result.resource, result.expected, result.observed
         record.hint, record.manual_command = result.hint, result.manual_command
         progress.records.append(run.record(record))
+        if definition.guard and result.outcome in (Outcome.FAIL, Outcome.ERROR):
+            run.aborted = f"guard failed: {record.step}: {result.observed}"
+            pytest.exit(f"runbooks: stopped: {run.aborted}", returncode=2)
         if result.outcome in (Outcome.FAIL, Outcome.ERROR) and step.type in HARD_STEP_TYPES:
             raise StepStopped(failure_message([progress.records[-1]]))
 
@@ -207,10 +225,10 @@ class RunbooksSession:
         progress.records.append(self.ensure_run().record(record))
 
     # reports -----------------------------------------------------------------------------------
-    def finish(self) -> None:
+    def finish(self, interrupted: bool = False) -> None:
         if self.run is None:
             return
-        self.run.stop()
+        self.run.stop("interrupted" if interrupted else "finished")
         report_dir = Path(self.pytest_config.getoption("runbooks_report_dir"))
         self.report_paths = write_reports(report_dir, self.run.metadata(), self.run.records)
 
@@ -267,10 +285,10 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
     return result
 
 
-def pytest_sessionfinish(session: pytest.Session) -> None:
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     runbooks: RunbooksSession | None = session.config.stash.get(RUN_KEY, None)
     if runbooks is not None:
-        runbooks.finish()
+        runbooks.finish(interrupted=session.shouldstop is not False or exitstatus == pytest.ExitCode.INTERRUPTED)
 
 
 class ProcedurePrinter:

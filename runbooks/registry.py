@@ -34,6 +34,7 @@ class StepDefinition:
     parser: Any
     choices: dict[str, tuple[str, ...]]
     validators: dict[str, Callable[[str], None]]
+    guard: bool = False  # a FAIL/ERROR stops the whole run (exit 2): e.g. the wrong AWS account
 
     @property
     def name(self) -> str:
@@ -68,6 +69,7 @@ def check(
     parser: Any = None,
     choices: dict[str, tuple[str, ...]] | None = None,
     validators: dict[str, Callable[[str], None]] | None = None,
+    guard: bool = False,
 ) -> Callable[[CheckFunc], CheckFunc]:
     """Register ``func`` as the check behind ``phrase``, a ``parse`` format: ``the S3 bucket "{bucket}" exists``.
 
@@ -88,6 +90,7 @@ def check(
             parser=step_parser,
             choices=dict(choices or {}),
             validators=dict(validators or {}),
+            guard=guard,
         )
         if phrase in REGISTRY and REGISTRY[phrase].func.__qualname__ != func.__qualname__:
             raise ValueError(f"step phrase registered twice: {phrase!r}")

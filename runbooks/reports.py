@@ -16,8 +16,18 @@ from .result import Outcome, StepRecord
 SCHEMA_VERSION = 1
 
 
-def exit_code(records: list[StepRecord]) -> int:
-    outcomes = {r.outcome for r in records}
+SEVERITIES = ("critical", "high", "medium", "low", "info")
+
+
+def at_or_above(severity: str, threshold: str) -> bool:
+    """Whether a record of ``severity`` counts under ``--fail-on threshold``; unrated counts as critical."""
+    rank = SEVERITIES.index(severity) if severity in SEVERITIES else 0
+    return rank <= SEVERITIES.index(threshold)
+
+
+def exit_code(records: list[StepRecord], fail_on: str = "info") -> int:
+    """0 pass, 1 a FAIL at or above the threshold, 3 no such FAIL but such an ERROR (could not verify)."""
+    outcomes = {r.outcome for r in records if at_or_above(r.severity, fail_on)}
     if Outcome.FAIL in outcomes:
         return 1
     if Outcome.ERROR in outcomes:
@@ -43,7 +53,11 @@ def results_document(metadata: dict[str, Any], records: list[StepRecord]) -> dic
         )
     return {
         "schema_version": SCHEMA_VERSION,
-        "run": {**metadata, "exit_code": exit_code(records), "counts": dict(counts(records))},
+        "run": {
+            **metadata,
+            "exit_code": metadata.get("exit_code", exit_code(records, metadata.get("fail_on", "info"))),
+            "counts": dict(counts(records)),
+        },
         "runbooks": runbooks,
         "results": [r.to_json() for r in records],
     }

@@ -23,9 +23,12 @@ from _pytest.outcomes import Failed
 from . import __version__
 from .aws import AwsTarget, describe_error
 from .config import Config, ConfigError, Environment, ServiceSettings
+from .history import History
 from .redact import Redactor
 from .registry import StepDefinition
+from .reports import exit_code
 from .result import CheckResult, StepRecord
+from .waivers import Waivers
 
 VARIABLE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 HARD_STEP_TYPES = {"given", "when"}  # a failed precondition or action stops its scenario
@@ -118,9 +121,17 @@ class Run:
         self._lock = threading.Lock()
         self._stoppers: list[Callable[[], None]] = []
         self._resources: dict[Any, Any] = {}
+        self.waivers: Waivers | None = None
+        self.fail_on = "info"
+        self.history: History | None = None
+        self.run_id: str | None = None
+        self.status = "running"
+        self.aborted: str | None = None  # why a guard step stopped the run early
 
     # lifecycle -------------------------------------------------------------------------------
     def start(self) -> Run:
+        if self.history is not None:
+            self.run_id = self.history.start_run(self.metadata())
         if self.env.aws.target == "moto":
             from .sandbox import start_moto
 
@@ -135,8 +146,11 @@ class Run:
                 self.services[name] = ServiceSettings(name=name, url=url)
         return self
 
-    def stop(self) -> None:
+    def stop(self, status: str = "finished") -> None:
         self.finished_at = datetime.now(UTC)
+        self.status = status
+        if self.history is not None and self.run_id is not None:
+            self.history.finish_run(self.run_id, self.metadata(), self.exit_code(), status)
         while self._stoppers:
             stop = self._stoppers.pop()
             try:
@@ -195,15 +209,26 @@ class Run:
         return result
 
     def record(self, record: StepRecord) -> StepRecord:
+        if self.waivers is not None:
+            record = self.waivers.apply(record)
         record = self.redactor.record(record)
         with self._lock:
             self.records.append(record)
+        if self.history is not None and self.run_id is not None:
+            self.history.add(self.run_id, record)
         for listener in self.listeners:
             listener(record)
         return record
 
+    def exit_code(self) -> int:
+        return 2 if self.aborted else exit_code(self.records, self.fail_on)
+
     def metadata(self) -> dict[str, Any]:
         return {
+            "run_id": self.run_id,
+            "status": self.status,
+            "fail_on": self.fail_on,
+            "exit_code": self.exit_code(),
             "environment": self.env.name,
             "target": self.env.aws.target,
             "region": self.env.aws.region,

@@ -1,0 +1,90 @@
+"""What changed between two runs of the same environment: the nightly check's summary."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from .result import Outcome, StepRecord
+from .waivers import EXPIRED_MARK
+
+CheckKey = tuple[str, str, str, int]  # runbook, scenario, step, occurrence
+
+
+def keyed(records: list[StepRecord]) -> dict[CheckKey, StepRecord]:
+    """Automated checks by identity; a step repeated in a scenario is told apart by its occurrence."""
+    seen: Counter[tuple[str, str, str]] = Counter()
+    out: dict[CheckKey, StepRecord] = {}
+    for r in records:
+        if r.outcome in (Outcome.MANUAL, Outcome.SKIPPED):
+            continue
+        base = (r.runbook, r.scenario, r.step)
+        out[(*base, seen[base])] = r
+        seen[base] += 1
+    return out
+
+
+@dataclass
+class Drift:
+    new_failures: list[StepRecord] = field(default_factory=list)
+    fixed: list[StepRecord] = field(default_factory=list)
+    still_failing: list[StepRecord] = field(default_factory=list)
+    new_errors: list[StepRecord] = field(default_factory=list)
+    added: list[StepRecord] = field(default_factory=list)
+    removed: list[StepRecord] = field(default_factory=list)
+    waivers_expired: list[StepRecord] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        """Anything a person should hear about (still-failing alone is not news)."""
+        return any((self.new_failures, self.fixed, self.new_errors, self.added, self.removed, self.waivers_expired))
+
+    def sections(self) -> list[tuple[str, list[StepRecord]]]:
+        return [
+            ("new failures", self.new_failures),
+            ("new errors (could not verify)", self.new_errors),
+            ("waivers expired", self.waivers_expired),
+            ("fixed", self.fixed),
+            ("still failing", self.still_failing),
+            ("checks added", self.added),
+            ("checks removed", self.removed),
+        ]
+
+
+def compare(previous: list[StepRecord], current: list[StepRecord]) -> Drift:
+    before, after = keyed(previous), keyed(current)
+    drift = Drift()
+    for key, now in after.items():
+        was = before.get(key)
+        if was is None:
+            drift.added.append(now)
+        if now.outcome is Outcome.FAIL:
+            if EXPIRED_MARK in now.hint and (was is None or was.outcome is Outcome.WAIVED):
+                drift.waivers_expired.append(now)
+            elif was is not None and was.outcome is Outcome.FAIL:
+                drift.still_failing.append(now)
+            else:
+                drift.new_failures.append(now)
+        elif now.outcome is Outcome.ERROR:
+            if was is None or was.outcome is not Outcome.ERROR:
+                drift.new_errors.append(now)
+        elif now.outcome is Outcome.PASS and was is not None and was.outcome in (Outcome.FAIL, Outcome.ERROR):
+            drift.fixed.append(now)
+    drift.removed = [was for key, was in before.items() if key not in after]
+    return drift
+
+
+def summary_text(drift: Drift, title: str) -> str:
+    lines = [title]
+    if not drift.changed and not drift.still_failing:
+        lines.append("  no change: every check has the same outcome as before")
+    for name, items in drift.sections():
+        if not items:
+            continue
+        lines.append(f"  {name}: {len(items)}")
+        for r in items[:20]:
+            detail = f" - observed {r.observed}" if r.observed and r.outcome in (Outcome.FAIL, Outcome.ERROR) else ""
+            lines.append(f"    {r.runbook} / {r.scenario} / {r.step}{detail}")
+        if len(items) > 20:
+            lines.append(f"    ... and {len(items) - 20} more")
+    return "\n".join(lines)

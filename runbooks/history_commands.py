@@ -1,0 +1,119 @@
+"""``runbooks history`` and ``runbooks drift``: what was recorded, and what changed since last time."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from .config import ConfigError, load_config
+from .drift import compare, summary_text
+from .history import DEFAULT_PATH, History
+from .notify import payload, send
+from .redact import Redactor
+from .reports import read_results_json
+from .result import StepRecord
+
+
+def register(sub: Any) -> None:
+    history = sub.add_parser("history", help="list recorded runs with their counts")
+    history.add_argument("--env", help="only runs of this environment")
+    history.add_argument("--limit", type=int, default=20)
+    history.add_argument("--history", type=Path, help="history database (default: .runbooks/history.sqlite)")
+    history.add_argument("--config", type=Path, help="path to runbooks.toml (default: search upwards)")
+    history.set_defaults(handler=cmd_history)
+
+    drift = sub.add_parser("drift", help="compare the latest run with the previous one (or another)")
+    drift.add_argument("--env", help="environment (default: the config's default)")
+    drift.add_argument("--against", help="a run id (prefix) or a results.json to compare with")
+    drift.add_argument("--history", type=Path, help="history database (default: .runbooks/history.sqlite)")
+    drift.add_argument("--config", type=Path, help="path to runbooks.toml (default: search upwards)")
+    drift.add_argument("--json", action="store_true", help="print the drift as JSON")
+    drift.add_argument("--notify", metavar="URL", default=os.environ.get("RUNBOOKS_NOTIFY_URL"))
+    drift.add_argument("--notify-always", action="store_true")
+    drift.add_argument("--report-url")
+    drift.set_defaults(handler=cmd_drift)
+
+
+def _open(args: argparse.Namespace) -> tuple[History, Any]:
+    config = load_config(args.config)
+    path = args.history or config.root / DEFAULT_PATH
+    if not Path(path).is_file():
+        raise ConfigError("no history recorded yet (run `runbooks verify` first)", path)
+    return History(Path(path)), config
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    history, _ = _open(args)
+    runs = history.runs(args.env, args.limit)
+    if not runs:
+        print("no runs recorded" + (f" for environment {args.env!r}" if args.env else ""))
+        return 0
+    print(f"{'run':12}  {'environment':18} {'started (UTC)':25} {'status':11} exit  counts")
+    for r in runs:
+        counts = ", ".join(f"{v} {k}" for k, v in sorted(r.counts.items()))
+        code = "" if r.exit_code is None else str(r.exit_code)
+        print(f"{r.id:12}  {r.environment:18} {r.started_at:25} {r.status:11} {code:4}  {counts}")
+    return 0
+
+
+def _baseline(history: History, env: str, current_id: str | None, against: str | None
+              ) -> tuple[str, list[StepRecord]] | None:
+    if against:
+        if Path(against).is_file():
+            _, records = read_results_json(Path(against))
+            return against, records
+        found = history.find(against)
+        if found is None:
+            raise ConfigError(f"--against {against!r}: no such run id or results.json")
+        return f"run {found.id}", history.records(found.id)
+    for candidate in history.runs(env, limit=50):
+        if candidate.id != current_id and candidate.status == "finished":
+            return f"run {candidate.id} ({candidate.started_at})", history.records(candidate.id)
+    return None
+
+
+def report_drift(history_path: Path, env: str, current_id: str | None, against: str | None, redactor: Redactor,
+                 notify: str | None, notify_always: bool, report_url: str | None, exit_code: int | None,
+                 show: bool = True, as_json: bool = False) -> int:
+    history = History(history_path)
+    try:
+        runs = [r for r in history.runs(env, limit=50) if r.status != "running" or r.id == current_id]
+        current = next((r for r in runs if r.id == current_id), None) if current_id else (runs[0] if runs else None)
+        if current is None:
+            raise ConfigError(f"no recorded run for environment {env!r}", history_path)
+        baseline = _baseline(history, env, current.id, against)
+        if baseline is None:
+            if show:
+                print(f"drift: run {current.id} is the first recorded run of {env!r}; nothing to compare")
+            return 0
+        label, before = baseline
+        if exit_code is None:
+            exit_code = current.exit_code or 0
+        drift = compare(before, history.records(current.id))
+    finally:
+        history.close()
+    if show and as_json:
+        print(json.dumps({name: [r.to_json() for r in items] for name, items in drift.sections()}, indent=2))
+    elif show:
+        print()
+        print(summary_text(drift, f"Drift for {env}: run {current.id} against {label}"))
+    if notify and (drift.changed or notify_always):
+        delivery = send(notify, payload(drift, env, exit_code, report_url, redactor))
+        # The webhook URL is itself a secret (it carries a token): never print it.
+        stream = sys.stdout if delivery.sent else sys.stderr
+        print(f"notification: {delivery.reason}" if delivery.sent
+              else f"runbooks: warning: notification not delivered: {delivery.reason}", file=stream)
+    return 0
+
+
+def cmd_drift(args: argparse.Namespace) -> int:
+    history, config = _open(args)
+    history.close()
+    env = config.environment(args.env)
+    path = args.history or config.root / DEFAULT_PATH
+    return report_drift(Path(path), env.name, None, args.against, Redactor.for_environment(env), args.notify,
+                        args.notify_always, args.report_url, exit_code=None, as_json=args.json)
