@@ -12,6 +12,7 @@ import threading
 from collections.abc import Callable, Hashable
 from concurrent.futures import Future
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import boto3
 import botocore.exceptions
@@ -101,7 +102,8 @@ def moto_implements(service: str, operation: str) -> bool | None:
 def stub_gap(status: int, headers: Any, body: bytes, service: str, operation: str) -> bool:
     """Whether a stub target's HTTP answer means "this action is not implemented here"."""
     html = str((headers or {}).get("content-type", "")).startswith("text/html")
-    if status == 404 and (body.strip() == b"Not yet implemented" or html):
+    # an empty 404 is a real "not found" (HeadBucket on a missing bucket has no body), not a missing route
+    if status == 404 and (body.strip() == b"Not yet implemented" or (html and body.strip())):
         return True
     return status == 500 and html and moto_implements(service, operation) is False
 
@@ -184,8 +186,10 @@ class AwsTarget:
             connect_timeout=self.settings.connect_timeout,
             read_timeout=self.settings.read_timeout,
             max_pool_connections=16,
-            # a custom endpoint (moto server, LocalStack) serves buckets by path, not by host name
+            # a custom endpoint (moto server, LocalStack) serves buckets by path, not by host name, and
+            # s3control's account id cannot be a host prefix of 127.0.0.1
             s3={"addressing_style": "path"} if self.settings.endpoint_url else None,
+            inject_host_prefix=not self.settings.endpoint_url,
         )
 
     def session(self) -> boto3.Session:
@@ -235,12 +239,15 @@ class AwsTarget:
         session = self.session()
         with self._lock:
             if key not in self._clients:
-                self._clients[key] = session.client(
+                client = session.client(
                     service,
                     region_name=region,
                     endpoint_url=self.settings.endpoint_url,
                     config=self.boto_config(),
                 )
+                if self.settings.endpoint_url and service == "s3control":
+                    client.meta.events.register("before-sign.s3-control", _endpoint_host(self.settings.endpoint_url))
+                self._clients[key] = client
             return self._clients[key]
 
     def call(self, service: str, operation: str, region: str | None = None, **params: Any) -> Any:
@@ -293,6 +300,19 @@ class AwsTarget:
 
     def account_id(self) -> str:
         return str(self.read("sts", "get_caller_identity")["Account"])
+
+
+def _endpoint_host(endpoint_url: str) -> Callable[..., None]:
+    """S3 Control puts the account id in front of the host (``{account}.127.0.0.1``); a custom endpoint
+    (moto server, LocalStack) has no such host, so send the request to the endpoint as configured."""
+    ours = urlsplit(endpoint_url).netloc
+
+    def handler(request: Any, **_: Any) -> None:
+        parts = urlsplit(request.url)
+        if parts.netloc.endswith("." + ours):
+            request.url = urlunsplit(parts._replace(netloc=ours))
+
+    return handler
 
 
 def _freeze(value: Any) -> Hashable:

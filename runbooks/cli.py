@@ -85,13 +85,13 @@ def tag_expression(expr: str | None) -> str | None:
     """Cucumber-style tags (``@a and not @b``) to a pytest ``-m`` expression, validated here."""
     if not expr:
         return None
-    from _pytest.mark.expression import Expression, ParseError
+    from _pytest.mark.expression import Expression
 
     converted = expr.replace("@", "")
     try:
         Expression.compile(converted)
-    except ParseError as exc:
-        raise UsageError(f"--tags: invalid tag expression {expr!r}: {exc.message}") from None
+    except SyntaxError as exc:  # pytest >= 8.4 raises SyntaxError (it was _pytest's ParseError before)
+        raise UsageError(f"--tags: invalid tag expression {expr!r}: {exc.msg}") from None
     return converted
 
 

@@ -124,6 +124,8 @@ class _Locator:
                 current = match.group(1).replace('"', "").replace(" ", "")
                 if current == table:
                     header_line = number
+                if key is not None and current == f"{table}.{key}":  # the key as a sub-table of its own
+                    return number
                 continue
             if key is None:
                 continue

@@ -76,7 +76,7 @@ def compare(previous: list[StepRecord], current: list[StepRecord]) -> Drift:
 
 def summary_text(drift: Drift, title: str) -> str:
     lines = [title]
-    if not drift.changed and not drift.still_failing:
+    if not drift.changed:
         lines.append("  no change: every check has the same outcome as before")
     for name, items in drift.sections():
         if not items:

@@ -85,12 +85,8 @@ def report_drift(history_path: Path, env: str, current_id: str | None, against: 
         current = next((r for r in runs if r.id == current_id), None) if current_id else (runs[0] if runs else None)
         if current is None:
             raise ConfigError(f"no recorded run for environment {env!r}", history_path)
-        baseline = _baseline(history, env, current.id, against)
-        if baseline is None:
-            if show:
-                print(f"drift: run {current.id} is the first recorded run of {env!r}; nothing to compare")
-            return 0
-        label, before = baseline
+        # The first recorded run is compared with nothing: every check is new.
+        label, before = _baseline(history, env, current.id, against) or ("nothing (first recorded run)", [])
         if exit_code is None:
             exit_code = current.exit_code or 0
         drift = compare(before, history.records(current.id))

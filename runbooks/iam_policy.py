@@ -1,15 +1,173 @@
-"""Placeholder: being written (replace this whole module). Exposes register(sub) for runbooks/cli.py."""
+"""``runbooks iam-policy``: the least-privilege, read-only IAM policy that a set of runbooks needs.
+
+The policy is derived, never written by hand: every step of the runbooks (background, scenarios,
+one row of an outline at a time) is matched to its definition in the step registry, and the
+``permissions`` those definitions declare are united into one ``Allow`` statement on ``"*"``.
+``manual:`` steps and steps that do not touch AWS declare nothing and so add nothing; an undefined
+step is refused (exit 2, ``file:line``), as ``runbooks verify`` would refuse it.
+
+Role assumption: when the environment's ``aws`` settings name a ``role_arn``, this policy belongs
+on that role (it is what the checks need). The identity that runs ``runbooks verify`` then also
+needs ``sts:AssumeRole`` on that role ARN (and the role's trust policy must allow it, with the
+``external_id`` if one is set). That grant is deliberately not part of this output, which stays
+about the checks; the command only mentions it on stderr.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+
+from . import registry
+from .cli import UsageError
+from .config import Config, ConfigError, find_config, load_config
+from .features import FeatureDoc, StepDoc, discover, parse_feature
+from .preflight import closest_phrases, display_path
+
+POLICY_VERSION = "2012-10-17"
+STATEMENT_ID = "RunbooksReadOnly"
+# ``service:Action``: a lowercase service prefix, an action name without wildcards.
+PERMISSION = re.compile(r"^[a-z0-9][a-z0-9-]*:[A-Z][A-Za-z0-9]*$")
+# IAM actions that only read; the same vocabulary as the read-only guard in runbooks.aws
+# (sts:AssumeRole is left out on purpose: it belongs to the caller, not to the checks).
+READ_PREFIXES = ("Get", "List", "Describe", "Head", "BatchGet")
+READ_ACTIONS = frozenset({"Query", "Scan", "GetCallerIdentity"})
+
+
+def permission_problem(permission: str) -> str | None:
+    """Why ``permission`` cannot go into a read-only policy, or None when it can."""
+    if not isinstance(permission, str) or not PERMISSION.match(permission):
+        return f"{permission!r} is not of the form service:Action (e.g. s3:GetBucketVersioning)"
+    verb = permission.split(":", 1)[1]
+    if verb not in READ_ACTIONS and not verb.startswith(READ_PREFIXES):
+        return f"{permission!r} is not a read action (Get*/List*/Describe*/Head*/BatchGet*/Query/Scan)"
+    return None
+
+
+@dataclass
+class Requirements:
+    """Which steps (as ``file:line``) need which IAM action."""
+
+    needed_by: dict[str, list[str]] = field(default_factory=dict)
+    steps: int = 0  # concrete steps examined (outline rows expanded)
+
+    @property
+    def actions(self) -> list[str]:
+        return sorted(self.needed_by)
+
+
+def requirements(features: list[tuple[FeatureDoc, str]]) -> Requirements:
+    """The IAM actions the steps of ``features`` need. Raises :class:`runbooks.cli.UsageError` listing
+    every undefined step and every malformed permission a step declares (the registry must be loaded)."""
+    found = Requirements()
+    problems: list[str] = []
+    bad_definitions: dict[str, str] = {}
+    for feature, display in features:
+        steps: list[tuple[StepDoc, str]] = [(s, s.text) for s in feature.background]
+        for scenario in feature.scenarios:
+            steps.extend(scenario.concrete_steps())
+        for step, text in steps:
+            found.steps += 1
+            match = registry.find(text)
+            if match is None:
+                suggestions = closest_phrases(text)
+                hint = "; closest known: " + " | ".join(suggestions) if suggestions else ""
+                problems.append(f"{display}:{step.line}: undefined step: {step.keyword} {text}{hint}")
+                continue
+            definition = match[0]
+            for permission in definition.permissions:
+                reason = permission_problem(permission)
+                if reason:
+                    bad_definitions[f"{definition.phrase}|{permission}"] = (
+                        f"step {definition.phrase!r} ({definition.func.__module__}) declares {reason}"
+                    )
+                    continue
+                where = f"{display}:{step.line}"
+                users = found.needed_by.setdefault(permission, [])
+                if where not in users:
+                    users.append(where)
+    problems.extend(bad_definitions.values())
+    if problems:
+        for problem in dict.fromkeys(problems):
+            print(problem, file=sys.stderr)
+        raise UsageError(f"{len(dict.fromkeys(problems))} problem(s); no policy was written")
+    return found
+
+
+def policy_document(actions: list[str] | set[str] | tuple[str, ...]) -> dict[str, Any]:
+    """The IAM policy granting exactly ``actions`` (sorted, unique) on every resource."""
+    return {
+        "Version": POLICY_VERSION,
+        "Statement": [
+            {
+                "Sid": STATEMENT_ID,
+                "Effect": "Allow",
+                "Action": sorted(set(actions)),
+                "Resource": "*",
+            }
+        ],
+    }
+
+
+def render_policy(actions: list[str] | set[str] | tuple[str, ...]) -> str:
+    return json.dumps(policy_document(actions), indent=2) + "\n"
+
+
+def policy_for_paths(paths: list[Path], root: Path | None = None) -> tuple[str, Requirements]:
+    """Parse the feature files under ``paths`` and return (policy JSON, requirements)."""
+    registry.load_step_modules()
+    files = discover(paths)
+    if not files:
+        raise UsageError(f"no .feature files under {', '.join(str(p) for p in paths)}")
+    docs = [(parse_feature(f), display_path(f, root or Path.cwd())) for f in files]
+    needed = requirements(docs)
+    return render_policy(needed.actions), needed
 
 
 def register(sub: Any) -> None:
-    parser = sub.add_parser("iam-policy", help="(not yet available)")
-    parser.set_defaults(handler=_handler)
+    parser = sub.add_parser(
+        "iam-policy",
+        help="print the least-privilege read-only IAM policy the runbooks need",
+        description="Print the minimal read-only IAM policy (JSON) for the steps these runbooks use. "
+        "If the environment assumes a role, attach it to that role; the caller then also needs "
+        "sts:AssumeRole on the role (not included).",
+    )
+    parser.add_argument("paths", nargs="*", type=Path, help="feature files or folders (default: features/)")
+    parser.add_argument("--env", dest="env", help="environment from runbooks.toml (default: its default)")
+    parser.add_argument("--config", type=Path, help="path to runbooks.toml (default: search upwards)")
+    parser.set_defaults(handler=cmd_iam_policy)
 
 
-def _handler(args: argparse.Namespace) -> int:
-    raise NotImplementedError
+def _config(args: argparse.Namespace) -> Config | None:
+    """The configuration; optional only when feature paths are given and none is named or found."""
+    if args.config or args.env or not args.paths:
+        return load_config(args.config)
+    try:
+        found = find_config()
+    except ConfigError:
+        return None
+    return load_config(found)
+
+
+def cmd_iam_policy(args: argparse.Namespace) -> int:
+    config = _config(args)
+    env = config.environment(args.env) if config else None
+    paths = list(args.paths) or ([config.features] if config else [])
+    text, needed = policy_for_paths(paths, config.root if config else None)
+    if env is not None and env.aws.role_arn:
+        print(
+            f"runbooks iam-policy: note: environment {env.name!r} assumes {env.aws.role_arn}; attach this policy "
+            "to that role, and allow the identity running `runbooks verify` sts:AssumeRole on it",
+            file=sys.stderr,
+        )
+    if not needed.actions:
+        print(f"runbooks iam-policy: the {needed.steps} step(s) of these runbooks need no AWS permissions",
+              file=sys.stderr)
+        return 0
+    sys.stdout.write(text)
+    return 0

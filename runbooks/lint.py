@@ -109,8 +109,10 @@ def lint_template(feature: FeatureDoc, display: str, root: Path, *, today: date,
         add(feature.line, "missing class tag @operational or @integrity")
 
     for tag in feature.tags + [t for sc in feature.scenarios for t in sc.tags]:
-        key, _, value = tag.name.partition(":")
-        if key == "owner" and tag.name.startswith("owner:") and not value:
+        key, colon, value = tag.name.partition(":")
+        if not colon:
+            continue
+        if key == "owner" and not value:
             add(tag.line, "empty @owner: tag; write @owner:<team>")
         elif key == "severity" and value not in SEVERITIES:
             add(tag.line, f"invalid severity {value!r}; use one of: {', '.join(SEVERITIES)}")
@@ -175,7 +177,7 @@ def _references(feature: FeatureDoc, lines: list[str]) -> list[tuple[int, str]]:
         if current == "references":
             body = text.split(":", 1)[1] if offset in {s for s, _ in starts} else text
             words = [w.rstrip(".:") for w in _WORD.findall(body) if "://" not in w]
-            paths = [w for w in words if _PATH.match(w)]
+            paths = [w for w in words if _PATH.match(w.split("#")[0]) and re.search("[A-Za-z]", w)]
         else:
             paths = [m.rstrip(".:") for m in _RUNBOOK_MENTION.findall(text)]
         line = _line_of(lines, feature.line, feature.description, offset)

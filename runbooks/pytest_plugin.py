@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from pytest_bdd import scenario as bdd_scenario
+from pytest_bdd.feature import features as bdd_feature_cache
 from pytest_bdd.feature import get_features
 from pytest_bdd.parser import Feature, Scenario, Step
 
@@ -81,6 +82,8 @@ class FeatureFile(pytest.Module):
             raise self.CollectError("\n".join(str(p) for p in problems))
         module = types.ModuleType(self.path.stem)
         module.__file__ = str(self.path)
+        # pytest-bdd caches parsed features per process; a long-lived process must see the file as it is now.
+        bdd_feature_cache.pop(str(self.path), None)
         for feature in get_features([str(self.path)]):
             for name in feature.scenarios:
 
@@ -100,7 +103,7 @@ class FeatureFile(pytest.Module):
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
         if isinstance(excinfo.value, FeatureFile.CollectError | ConfigError):
             return str(excinfo.value)
-        return super().repr_failure(excinfo, style)  # type: ignore[arg-type]
+        return super().repr_failure(excinfo)  # a Collector's repr_failure takes no style
 
 
 def _python_name(name: str) -> str:

@@ -24,7 +24,7 @@ class Sandbox:
         # The provisioner's session is deliberately separate from (and unlike) the checks' guarded one.
         provision(self.stack, boto3.Session(region_name=self.stack.region))
         if self.settings.service:
-            self.service = ReferenceService(self.stack.service).start()
+            self.service = ReferenceService(self.stack.service).start(self.stack.service_port)
         return self
 
     def service_urls(self) -> dict[str, str]:

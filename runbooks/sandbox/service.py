@@ -1,7 +1,12 @@
-"""A small reference API for the sandbox: health endpoints and Prometheus metrics on 127.0.0.1."""
+"""A small reference API for the sandbox: health endpoints and Prometheus metrics on 127.0.0.1.
+
+``/metrics`` serves request counters by status, a latency histogram and a latency summary whose
+quantiles (``http_request_latency_seconds{quantile="0.95"}``) runbooks compare with their thresholds.
+"""
 
 from __future__ import annotations
 
+import errno
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -11,6 +16,12 @@ from .stack import ServiceSpec
 
 # Histogram buckets (seconds) the metrics page reports for request latency.
 _BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+# Summary quantiles as a fraction of p95, roughly the shape of a real latency distribution.
+_QUANTILES = (("0.5", 0.35), ("0.9", 0.75), ("0.95", 1.0), ("0.99", 1.9))
+
+
+class PortInUse(Exception):
+    """The stack's fixed port is taken (another sandbox run, or some other program)."""
 
 
 def metrics_text(spec: ServiceSpec) -> str:
@@ -31,6 +42,11 @@ def metrics_text(spec: ServiceSpec) -> str:
         f'http_request_duration_seconds_bucket{{le="+Inf"}} {total}',
         f"http_request_duration_seconds_sum {total * spec.p95_seconds * 0.6:.3f}",
         f"http_request_duration_seconds_count {total}",
+        "# HELP http_request_latency_seconds Request latency over the last 10 minutes.",
+        "# TYPE http_request_latency_seconds summary",
+        *(f'http_request_latency_seconds{{quantile="{q}"}} {spec.p95_seconds * factor:.4g}' for q, factor in _QUANTILES),
+        f"http_request_latency_seconds_sum {total * spec.p95_seconds * 0.6:.3f}",
+        f"http_request_latency_seconds_count {total}",
         "# HELP process_up Whether the process is up.",
         "# TYPE process_up gauge",
         "process_up 1",
@@ -52,7 +68,8 @@ class ReferenceService:
         host, port = self._server.server_address[:2]
         return f"http://{host}:{port}"
 
-    def start(self) -> ReferenceService:
+    def start(self, port: int = 0) -> ReferenceService:
+        """Serve on 127.0.0.1:``port`` (0: any free port); :class:`PortInUse` if that port is taken."""
         spec = self.spec
 
         class Handler(BaseHTTPRequestHandler):
@@ -63,7 +80,7 @@ class ReferenceService:
                     ready = spec.ready_status == 200
                     body = {
                         "status": "ready" if ready else "not ready",
-                        "checks": {"dynamodb": "ok", "s3": "ok" if ready else "timeout"},
+                        "checks": {"dynamodb": "ok", "s3": "ok" if ready else "timeout", "cache": spec.cache_status},
                     }
                     self._send(spec.ready_status, "application/json", json.dumps(body))
                 elif self.path == "/metrics":
@@ -82,7 +99,13 @@ class ReferenceService:
             def log_message(self, *args: Any) -> None:  # keep the procedure output clean
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        try:
+            self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise PortInUse(f"the reference API cannot listen on 127.0.0.1:{port}: the port is in use "
+                                "(another sandbox run, or another program)") from None
+            raise
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, name="reference-api", daemon=True)
         self._thread.start()

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import tomllib
-from dataclasses import dataclass, field
+import uuid
+from dataclasses import dataclass, field, fields
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -13,11 +16,14 @@ from ..config import ConfigError
 @dataclass
 class BucketSpec:
     name: str
+    region: str | None = None  # None: the stack's region (a replica lives elsewhere)
     versioning: str | None = None  # "Enabled" | "Suspended" | None (never enabled)
     encryption: str | None = None  # "AES256" | "aws:kms" | "aws:kms:dsse" | None
     public_access_block: bool = False
     tags: dict[str, str] = field(default_factory=dict)
     objects: list[str] = field(default_factory=list)
+    # {destination = "<bucket>", role = "<IAM role ARN>"}: one Enabled rule for every object
+    replication: dict[str, str] | None = None
 
 
 @dataclass
@@ -26,8 +32,43 @@ class TableSpec:
     hash_key: str
     range_key: str | None = None
     pitr: bool = False
+    # How long PITR has been on: the restorable window reaches back this far (moto starts it at "now").
+    pitr_since_days: int = 0
     tags: dict[str, str] = field(default_factory=dict)
     global_secondary_indexes: list[dict[str, str]] = field(default_factory=list)
+    # Terraform S3-backend lock table contents: state paths (a `<path>-md5` digest item each) and held
+    # locks {state, who, operation, age_minutes}, written exactly as Terraform writes them.
+    terraform_states: list[str] = field(default_factory=list)
+    terraform_locks: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class BackupVaultSpec:
+    name: str
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class BackupPlanSpec:
+    name: str
+    vault: str
+    schedule: str = "cron(0 3 * * ? *)"
+    retention_days: int = 35
+
+
+@dataclass
+class AlarmSpec:
+    name: str
+    namespace: str
+    metric: str
+    threshold: float
+    comparison: str = "GreaterThanThreshold"
+    statistic: str = "Sum"
+    period_s: int = 60
+    evaluation_periods: int = 5
+    dimensions: dict[str, str] = field(default_factory=dict)
+    description: str = ""
+    state: str = "OK"  # OK | ALARM | INSUFFICIENT_DATA, set after creation
 
 
 @dataclass
@@ -36,6 +77,7 @@ class ServiceSpec:
     requests_ok: int = 1000
     requests_error: int = 0
     p95_seconds: float = 0.1
+    cache_status: str = "ok"  # what /health/ready reports for its cache dependency
 
 
 @dataclass
@@ -44,6 +86,21 @@ class Stack:
     buckets: list[BucketSpec]
     tables: list[TableSpec]
     service: ServiceSpec
+    backup_vaults: list[BackupVaultSpec] = field(default_factory=list)
+    backup_plans: list[BackupPlanSpec] = field(default_factory=list)
+    alarms: list[AlarmSpec] = field(default_factory=list)
+    # TCP port of the reference API on 127.0.0.1 (0: any free port). Fixed in the shipped stack so
+    # that runbooks can check the port on the host, as they would on a real API host.
+    service_port: int = 0
+
+
+_LISTS: dict[str, Any] = {
+    "buckets": BucketSpec,
+    "tables": TableSpec,
+    "backup_vaults": BackupVaultSpec,
+    "backup_plans": BackupPlanSpec,
+    "alarms": AlarmSpec,
+}
 
 
 def load_stack(path: Path, variant: str = "healthy") -> Stack:
@@ -56,34 +113,59 @@ def load_stack(path: Path, variant: str = "healthy") -> Stack:
         raise ConfigError(f"unknown variant {variant!r}; defined: healthy, {', '.join(variants)}", path)
     overlay = variants.get(variant, {})
     try:
-        buckets = _apply(data.get("buckets", []), overlay.get("buckets", []), BucketSpec)
-        tables = _apply(data.get("tables", []), overlay.get("tables", []), TableSpec)
-        service = ServiceSpec(**{**data.get("service", {}), **overlay.get("service", {})})
-    except TypeError as exc:
+        lists = {key: _apply(data.get(key, []), overlay.get(key, []), kind, key) for key, kind in _LISTS.items()}
+        service_data = {**data.get("service", {}), **overlay.get("service", {})}
+        port = int(service_data.pop("port", 0))
+        service = ServiceSpec(**service_data)
+    except (TypeError, KeyError) as exc:
         raise ConfigError(f"invalid stack definition: {exc}", path) from None
-    return Stack(data.get("region", "us-east-1"), buckets, tables, service)
+    return Stack(region=data.get("region", "us-east-1"), service=service, service_port=port, **lists)
 
 
-def _apply(base: list[dict[str, Any]], drift: list[dict[str, Any]], kind: Any) -> list[Any]:
+def _apply(base: list[dict[str, Any]], drift: list[dict[str, Any]], kind: Any, key: str) -> list[Any]:
     by_name = {item["name"]: dict(item) for item in base}
+    known = {f.name for f in fields(kind)}
     for change in drift:
+        if change["name"] not in by_name:
+            raise KeyError(f"variant changes {key} {change['name']!r}, which the stack does not define")
         target = by_name[change["name"]]
-        for key, value in change.items():
-            if key == "tags_remove":
+        for attribute, value in change.items():
+            if attribute == "tags_remove":
                 target["tags"] = {k: v for k, v in target.get("tags", {}).items() if k not in value}
+            elif attribute not in known:
+                raise KeyError(f"variant sets unknown attribute {attribute!r} of {key} {change['name']!r}")
             else:
-                target[key] = value
+                target[attribute] = value
     return [kind(**item) for item in by_name.values()]
 
 
 def provision(stack: Stack, session: Any) -> None:
     """Create the stack with an unguarded session (only the sandbox may mutate)."""
-    s3 = session.client("s3", region_name=stack.region)
     for bucket in stack.buckets:
-        _create_bucket(s3, stack.region, bucket)
+        region = bucket.region or stack.region
+        _create_bucket(session.client("s3", region_name=region), region, bucket)
     ddb = session.client("dynamodb", region_name=stack.region)
+    account = session.client("sts", region_name=stack.region).get_caller_identity()["Account"]
     for table in stack.tables:
-        _create_table(ddb, table)
+        _create_table(ddb, table, account, stack.region)
+    backup = session.client("backup", region_name=stack.region)
+    for vault in stack.backup_vaults:
+        backup.create_backup_vault(BackupVaultName=vault.name, BackupVaultTags=vault.tags)
+    for plan in stack.backup_plans:
+        backup.create_backup_plan(BackupPlan={
+            "BackupPlanName": plan.name,
+            "Rules": [{
+                "RuleName": "daily",
+                "TargetBackupVaultName": plan.vault,
+                "ScheduleExpression": plan.schedule,
+                "Lifecycle": {"DeleteAfterDays": plan.retention_days},
+            }],
+        })
+        # Resource selections cannot be created: moto does not implement CreateBackupSelection. The
+        # runbooks' selection checks are tagged @requires:aws-backup and do not run on moto.
+    cloudwatch = session.client("cloudwatch", region_name=stack.region)
+    for alarm in stack.alarms:
+        _create_alarm(cloudwatch, alarm)
 
 
 def _create_bucket(s3: Any, region: str, b: BucketSpec) -> None:
@@ -91,9 +173,23 @@ def _create_bucket(s3: Any, region: str, b: BucketSpec) -> None:
     if region != "us-east-1":
         kwargs["CreateBucketConfiguration"] = {"LocationConstraint": region}
     s3.create_bucket(**kwargs)
-    if b.versioning:
-        if b.versioning == "Suspended":  # only a bucket that was once versioned can be suspended
-            s3.put_bucket_versioning(Bucket=b.name, VersioningConfiguration={"Status": "Enabled"})
+    if b.versioning or b.replication:
+        # Only a bucket that was once versioned can be suspended, and replication needs versioning
+        # Enabled when it is configured: enable first, configure replication, then set the final status.
+        s3.put_bucket_versioning(Bucket=b.name, VersioningConfiguration={"Status": "Enabled"})
+    if b.replication:
+        s3.put_bucket_replication(Bucket=b.name, ReplicationConfiguration={
+            "Role": b.replication["role"],
+            "Rules": [{
+                "ID": f"replicate-to-{b.replication['destination']}",
+                "Status": "Enabled",
+                "Priority": 1,
+                "Filter": {},
+                "DeleteMarkerReplication": {"Status": "Enabled"},
+                "Destination": {"Bucket": f"arn:aws:s3:::{b.replication['destination']}"},
+            }],
+        })
+    if b.versioning and b.versioning != "Enabled":
         s3.put_bucket_versioning(Bucket=b.name, VersioningConfiguration={"Status": b.versioning})
     if b.encryption:
         rule: dict[str, Any] = {"SSEAlgorithm": b.encryption}
@@ -121,7 +217,7 @@ def _create_bucket(s3: Any, region: str, b: BucketSpec) -> None:
         s3.put_object(Bucket=b.name, Key=key, Body=b"{}")
 
 
-def _create_table(ddb: Any, t: TableSpec) -> None:
+def _create_table(ddb: Any, t: TableSpec, account: str, region: str) -> None:
     attributes = {t.hash_key}
     schema = [{"AttributeName": t.hash_key, "KeyType": "HASH"}]
     if t.range_key:
@@ -152,3 +248,55 @@ def _create_table(ddb: Any, t: TableSpec) -> None:
         ddb.update_continuous_backups(
             TableName=t.name, PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True}
         )
+        if t.pitr_since_days:
+            _backdate_pitr(t.name, account, region, t.pitr_since_days)
+    for state in t.terraform_states:
+        ddb.put_item(TableName=t.name, Item={"LockID": {"S": f"{state}-md5"},
+                                             "Digest": {"S": uuid.uuid5(uuid.NAMESPACE_URL, state).hex}})
+    for lock in t.terraform_locks:
+        ddb.put_item(TableName=t.name, Item=terraform_lock_item(lock))
+
+
+def terraform_lock_item(lock: dict[str, Any]) -> dict[str, Any]:
+    """A held lock as Terraform's S3 backend writes it: LockID = state path, Info = JSON lock info."""
+    created = datetime.now(UTC) - timedelta(minutes=float(lock.get("age_minutes", 0)))
+    info = {
+        "ID": lock.get("id") or str(uuid.uuid4()),
+        "Operation": lock.get("operation", "OperationTypeApply"),
+        "Info": "",
+        "Who": lock["who"],
+        "Version": lock.get("version", "1.9.8"),
+        "Created": created.strftime("%Y-%m-%dT%H:%M:%S.%f") + "000Z",  # Go's RFC 3339 with nanoseconds
+        "Path": lock["state"],
+    }
+    return {"LockID": {"S": lock["state"]}, "Info": {"S": json.dumps(info)}}
+
+
+def _backdate_pitr(table: str, account: str, region: str, days: int) -> None:
+    """Make PITR look as old as a long-lived environment's. No AWS API can set this (AWS fills the
+    window in as time passes); moto starts the window at the moment PITR is enabled, so the sandbox sets
+    moto's record directly. Checks still read it through DescribeContinuousBackups."""
+    from moto.core.utils import unix_time
+    from moto.dynamodb.models import dynamodb_backends
+
+    description = dynamodb_backends[account][region].get_table(table).continuous_backups[
+        "PointInTimeRecoveryDescription"]
+    description["EarliestRestorableDateTime"] = unix_time() - days * 86400
+
+
+def _create_alarm(cloudwatch: Any, a: AlarmSpec) -> None:
+    cloudwatch.put_metric_alarm(
+        AlarmName=a.name,
+        AlarmDescription=a.description,
+        Namespace=a.namespace,
+        MetricName=a.metric,
+        Dimensions=[{"Name": k, "Value": v} for k, v in a.dimensions.items()],
+        Statistic=a.statistic,
+        Period=a.period_s,
+        EvaluationPeriods=a.evaluation_periods,
+        Threshold=a.threshold,
+        ComparisonOperator=a.comparison,
+        TreatMissingData="notBreaching",
+    )
+    cloudwatch.set_alarm_state(AlarmName=a.name, StateValue=a.state,
+                               StateReason=f"the reference stack declares this alarm {a.state}")
