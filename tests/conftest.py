@@ -13,6 +13,7 @@ from runbooks.config import load_config
 from runbooks.registry import REGISTRY, load_step_modules
 from runbooks.result import CheckResult
 from runbooks.run import Run, ScenarioState
+from tests.support.status_service import status_service  # noqa: F401 - a fixture for every test module
 
 load_step_modules()
 

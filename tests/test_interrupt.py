@@ -11,7 +11,6 @@ import sys
 import time
 from pathlib import Path
 
-from tests.support.status_service import status_service  # noqa: F401 - fixture
 from tests.test_pipeline import project, verify
 
 SCENARIOS = {f"check {i:02d}": ("high", f"/slow{i}") for i in range(12)}

@@ -19,7 +19,7 @@ from runbooks.config import ConfigError
 from runbooks.drift import compare
 from runbooks.result import Outcome, StepRecord
 from runbooks.waivers import load_waivers
-from tests.support.status_service import StatusService, status_service  # noqa: F401 - fixture
+from tests.support.status_service import StatusService
 
 TODAY = dt.date.today()
 
