@@ -54,6 +54,11 @@ class AwsSettings:
     connect_timeout: float = 5.0
     read_timeout: float = 15.0
     max_attempts: int = 5
+    regions: tuple[str, ...] = ()  # scenarios tagged @all-regions run once per region (default: just `region`)
+
+    @property
+    def all_regions(self) -> tuple[str, ...]:
+        return tuple(self.regions) or (self.region,)
 
 
 @dataclass(frozen=True)
@@ -62,6 +67,7 @@ class ServiceSettings:
     url: str
     verify_tls: bool | str = True
     timeout_s: float = 10.0
+    headers: dict[str, str] = field(default_factory=dict)  # values may use ${ENV_VAR}; they are treated as secrets
 
 
 @dataclass(frozen=True)
@@ -141,11 +147,16 @@ class _Locator:
 
 _ENV_KEYS = {"description", "aws", "vars", "services", "hosts", "docker", "sandbox", "secrets"}
 _AWS_KEYS = set(AwsSettings.__dataclass_fields__) | {"url"}
-_SERVICE_KEYS = {"url", "verify_tls", "timeout_s"}
+_SERVICE_KEYS = {"url", "verify_tls", "timeout_s", "headers"}
 _SANDBOX_KEYS = {"stack", "variant", "service"}
 _DOCKER_KEYS = {"host", "containers"}
 _DOCKER_SCHEMES = ("unix://", "tcp://", "http://", "https://", "ssh://", "npipe://")
 _CONTAINER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")  # what the Docker engine accepts
+
+
+def _expand_env(value: str) -> str:
+    """``${NAME}`` from the process environment: secrets stay out of runbooks.toml."""
+    return re.sub(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}", lambda m: os.environ.get(m.group(1), ""), value)
 
 
 def find_config(start: Path | None = None) -> Path:
@@ -225,6 +236,8 @@ def _parse_environment(name: str, raw: Any, root: Path, fail: Any) -> Environmen
     aws_fields = {k: v for k, v in aws_raw.items() if k != "url"}
     if "url" in aws_raw:
         aws_fields["endpoint_url"] = aws_raw["url"]
+    if "regions" in aws_fields:
+        aws_fields["regions"] = tuple(aws_fields["regions"])
     aws = AwsSettings(**aws_fields)
     if aws.target not in AWS_TARGETS:
         raise fail(
@@ -252,6 +265,11 @@ def _parse_environment(name: str, raw: Any, root: Path, fail: Any) -> Environmen
                 f"{table}.services",
                 service,
             )
+        headers = value.get("headers", {})
+        if not isinstance(headers, dict) or not all(isinstance(v, str) for v in headers.values()):
+            raise fail(f"environment {name!r}: service {service!r} headers must be a table of strings",
+                       f"{table}.services", service)
+        value = {**value, "headers": {k: _expand_env(v) for k, v in headers.items()}}
         services[service] = ServiceSettings(name=service, **value)
 
     sandbox = None

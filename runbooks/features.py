@@ -31,6 +31,7 @@ class StepDoc:
     keyword_type: str  # "given" | "when" | "then" after resolving And/But/*
     text: str
     line: int
+    explicit: bool = True  # False for And/But/*: its type comes from the step before it
 
 
 @dataclass
@@ -82,7 +83,8 @@ def _steps(raw_steps: list[dict[str, Any]], previous: str = "given") -> list[Ste
     for raw in raw_steps:
         kind = _TYPES.get(raw["keywordType"], previous)  # And / But / * continue the previous type
         previous = kind
-        out.append(StepDoc(raw["keyword"].strip(), kind, raw["text"], raw["location"]["line"]))
+        explicit = raw["keywordType"] in _TYPES
+        out.append(StepDoc(raw["keyword"].strip(), kind, raw["text"], raw["location"]["line"], explicit))
     return out
 
 

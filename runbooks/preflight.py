@@ -64,6 +64,15 @@ def check_feature(feature: FeatureDoc, env: Environment | None, display: str) ->
                         + ", ".join(f"@requires:{c}" for c in CAPABILITIES))
             )
 
+    blocks = [feature.background] + [sc.steps for sc in feature.scenarios]
+    for block in blocks:
+        if block and not block[0].explicit:
+            problems.append(
+                Problem(display, block[0].line,
+                        f"the first step of a scenario or background must start with Given, When or Then, "
+                        f"not {block[0].keyword!r} (pytest-bdd refuses it); e.g. `Given {block[0].text}`")
+            )
+
     checked: set[tuple[int, str]] = set()
     steps: list[tuple[StepDoc, str]] = [(s, s.text) for s in feature.background]
     for scenario in feature.scenarios:

@@ -90,11 +90,17 @@ class FeatureFile(pytest.Module):
                 def _scenario() -> None:
                     pass
 
-                test = bdd_scenario(feature.filename, name, features_base_dir=str(self.path.parent))(_scenario)
-                test_name = f"test_{_python_name(name)}"
-                while test_name in module.__dict__:  # two names that differ only in punctuation
-                    test_name += "_"
-                module.__dict__[test_name] = test
+                tags = feature.tags | feature.scenarios[name].tags
+                regions: list[str | None] = [None]
+                if "all-regions" in tags:  # one test per region of the environment
+                    regions = list(session.environment().aws.all_regions)
+                for region in regions:
+                    test = bdd_scenario(feature.filename, name, features_base_dir=str(self.path.parent))(_scenario)
+                    test.runbooks_region = region or _tag_value(tags, "region")  # type: ignore[attr-defined]
+                    test_name = f"test_{_python_name(name)}" + (f"__{_python_name(region)}" if region else "")
+                    while test_name in module.__dict__:  # two names that differ only in punctuation
+                        test_name += "_"
+                    module.__dict__[test_name] = test
         return module
 
     class CollectError(Exception):
@@ -106,6 +112,10 @@ class FeatureFile(pytest.Module):
         return super().repr_failure(excinfo)  # a Collector's repr_failure takes no style
 
 
+def _tag_value(tags: set[str], prefix: str) -> str | None:
+    return next((t.split(":", 1)[1] for t in sorted(tags) if t.startswith(prefix + ":")), None)
+
+
 def _python_name(name: str) -> str:
     return "_".join("".join(ch if ch.isalnum() else " " for ch in name.lower()).split())[:80]
 
@@ -113,9 +123,13 @@ def _python_name(name: str) -> str:
 class ScenarioProgress:
     """The steps of the running scenario and what has become of them."""
 
-    def __init__(self, feature: Feature, scenario: Scenario, runbook: str) -> None:
+    def __init__(self, feature: Feature, scenario: Scenario, runbook: str, region: str | None = None) -> None:
         self.feature = feature
         self.scenario = scenario
+        self.region = region
+        # A scenario run per region is one scenario per region in every report (and in drift).
+        self.name = f"{scenario.name} [{region}]" if region and "all-regions" in feature.tags | scenario.tags \
+            else scenario.name
         self.runbook = runbook
         self.state = ScenarioState()
         self.records: list[StepRecord] = []
@@ -194,7 +208,7 @@ class RunbooksSession:
             return
         resolved = {k: run.resolve(v) for k, v in args.items()}
         start = time.perf_counter()
-        result = run.evaluate(definition, resolved, progress.state)
+        result = run.evaluate(definition, resolved, progress.state, progress.region)
         record = self._record(progress, step, result.outcome, elapsed_ms(start))
         record.resource, record.expected, record.observed = result.resource, result.expected, result.observed
         record.hint, record.manual_command = result.hint, result.manual_command
@@ -210,7 +224,7 @@ class RunbooksSession:
         run = self.ensure_run()
         return StepRecord(
             runbook=progress.runbook,
-            scenario=progress.scenario.name,
+            scenario=progress.name,
             step=run.resolve(step.name),
             outcome=outcome,
             duration_ms=duration,
@@ -241,7 +255,7 @@ def pytest_bdd_before_scenario(request: pytest.FixtureRequest, feature: Feature,
     session: RunbooksSession = request.config.stash[RUN_KEY]
     run = session.ensure_run()
     runbook = display_path(Path(feature.filename), run.config.root)
-    progress = ScenarioProgress(feature, scenario, runbook)
+    progress = ScenarioProgress(feature, scenario, runbook, getattr(request.node.obj, "runbooks_region", None))
     progress.skip_reason = missing_capability(run.env, progress.tags)
     request.node.stash[_STATE] = progress
     if session.printer:
@@ -315,7 +329,7 @@ class ProcedurePrinter:
             if tags:
                 self.write("  " + " · ".join(tags))
         self.write()
-        self.write(f"  Scenario: {progress.scenario.name}")
+        self.write(f"  Scenario: {progress.name}")
 
     def resolution(self, progress: ScenarioProgress) -> None:
         text = progress.resolution()

@@ -34,6 +34,9 @@ class Redactor:
             values.append(env.vars.get(name, ""))
             values.append(os.environ.get(name, ""))
         values += [os.environ.get(k, "") for k in ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")]
+        for service in env.services.values():  # header values are credentials (tokens, API keys)
+            values += list(service.headers.values())
+            values += [v.split(" ", 1)[1] for v in service.headers.values() if " " in v]  # "Bearer <token>"
         return cls(values)
 
     def text(self, value: str) -> str:

@@ -12,7 +12,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -90,13 +90,37 @@ class ScenarioState:
     values: dict[str, Any] = field(default_factory=dict)
 
 
+class RegionView:
+    """The run's AWS target seen from one region: same clients, same memo, another default region."""
+
+    def __init__(self, target: AwsTarget, region: str) -> None:
+        self._target = target
+        self.region = region
+        self.settings = replace(target.settings, region=region)
+
+    def read(self, service: str, operation: str, region: str | None = None, **params: Any) -> Any:
+        return self._target.read(service, operation, region or self.region, **params)
+
+    def paginate(self, service: str, operation: str, region: str | None = None, **params: Any) -> Any:
+        return self._target.paginate(service, operation, region or self.region, **params)
+
+    def client(self, service: str, region: str | None = None) -> Any:
+        return self._target.client(service, region or self.region)
+
+    def memo(self, key: Any, compute: Callable[[], Any]) -> Any:
+        return self._target.memo((self.region, key), compute)
+
+    def __getattr__(self, name: str) -> Any:  # account_id, name, calls, ...
+        return getattr(self._target, name)
+
+
 class CheckContext:
     """What a check function may use. Checks never build their own clients."""
 
-    def __init__(self, run: Run, scenario: ScenarioState) -> None:
+    def __init__(self, run: Run, scenario: ScenarioState, region: str | None = None) -> None:
         self.run = run
         self.env: Environment = run.env
-        self.aws: AwsTarget = run.aws
+        self.aws: AwsTarget = run.aws if region in (None, run.aws.settings.region) else RegionView(run.aws, region)
         self.http: requests.Session = run.http
         self.scenario = scenario
 
@@ -191,10 +215,11 @@ class Run:
             return value
         return VARIABLE.sub(lambda m: self.env.vars.get(m.group(1), m.group(0)), value)
 
-    def evaluate(self, definition: StepDefinition, args: dict[str, Any], state: ScenarioState) -> CheckResult:
+    def evaluate(self, definition: StepDefinition, args: dict[str, Any], state: ScenarioState,
+                 region: str | None = None) -> CheckResult:
         """Run one check and turn any exception into an ERROR result; never raises."""
         try:
-            result = definition.func(CheckContext(self, state), **args)
+            result = definition.func(CheckContext(self, state, region), **args)
         except Finding as exc:
             result = exc.result
         except UnknownName as exc:
