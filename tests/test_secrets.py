@@ -35,6 +35,10 @@ def test_planted_secrets_appear_in_no_output(tmp_path, status_service, capsys, m
             And the service "api" answers GET "/search?key={{api_key}}" with status 200 within 2000 ms
             And the service "api" answers GET "/search?token={QUERY_TOKEN}" with status 204 within 2000 ms
             And the service "admin" answers GET "/health" with status 200 within 2000 ms
+
+          Scenario: The search answers with the key
+            When I GET "/search" from "api"
+            Then the response body contains "{{api_key}}"
         """), encoding="utf-8")
     config = tmp_path / "runbooks.toml"
     config.write_text(textwrap.dedent(f"""\
