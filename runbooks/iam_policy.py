@@ -140,6 +140,7 @@ def register(sub: Any) -> None:
     parser.add_argument("paths", nargs="*", type=Path, help="feature files or folders (default: features/)")
     parser.add_argument("--env", dest="env", help="environment from runbooks.toml (default: its default)")
     parser.add_argument("--config", type=Path, help="path to runbooks.toml (default: search upwards)")
+    parser.add_argument("--explain", action="store_true", help="also list on stderr which steps need each action")
     parser.set_defaults(handler=cmd_iam_policy)
 
 
@@ -170,4 +171,7 @@ def cmd_iam_policy(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 0
     sys.stdout.write(text)
+    if args.explain:
+        for action in needed.actions:
+            print(f"{action}: needed by {', '.join(needed.needed_by[action])}", file=sys.stderr)
     return 0

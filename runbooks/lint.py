@@ -130,7 +130,7 @@ def lint_template(feature: FeatureDoc, display: str, root: Path, *, today: date,
 
     for line, reference in _references(feature, lines):
         target = root / reference.split("#", 1)[0]
-        if reference.startswith("/") or not target.exists():
+        if not target.exists():
             add(line, f"broken reference {reference!r}: no such file or folder (paths are relative to the repo root)")
 
     troubleshooting = "troubleshooting" in names

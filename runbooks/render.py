@@ -9,6 +9,7 @@ description, every step as a checklist item with the command to check it by hand
 from __future__ import annotations
 
 import argparse
+import functools
 import html
 import re
 from collections import defaultdict
@@ -17,9 +18,10 @@ from datetime import UTC, datetime
 from importlib.resources import files as package_files
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from .config import Config, Environment, load_config
-from .features import FeatureDoc, StepDoc, discover, parse_feature, render_outline, sections
+from .features import FeatureDoc, ScenarioDoc, StepDoc, discover, parse_feature, render_outline, sections
 from .formatting import coverage
 from .preflight import display_path
 from .reports import read_results_json
@@ -30,6 +32,7 @@ SEVERITY_ORDER = ("critical", "high", "medium", "low", "info")
 _RANK = {Outcome.FAIL: 0, Outcome.ERROR: 1, Outcome.WAIVED: 2, Outcome.PASS: 3, Outcome.SKIPPED: 4, Outcome.MANUAL: 5}
 _VARIABLE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _CODE = re.compile(r"`([^`]+)`")
+_LIST_ITEM = re.compile(r"^([-*]|\d+[.)])\s+")
 _RUNBOOK_PATH = re.compile(r"(?<![\w/])features/[\w./-]*[\w/]")
 
 
@@ -69,6 +72,7 @@ class RunbookView:
     scenarios: list[ScenarioView]
     records: list[StepRecord]
     static_steps: tuple[int, int]  # (automated, all) counted from the feature when there are no records
+    anchors: dict[int, int]  # id(record) -> line of the step it is shown under
 
     @property
     def title(self) -> str:
@@ -150,25 +154,33 @@ def _runbook(config: Config, path: Path, env: Environment | None, by_runbook: di
     category = relative.parts[0] if len(relative.parts) > 1 else "general"
     page = str(relative.with_suffix("")) if len(relative.parts) > 1 else f"general/{relative.stem}"
     records = by_runbook.get(source, [])
-    keyed: dict[tuple[str, int], list[StepRecord]] = defaultdict(list)
+    at_line: dict[tuple[str, int], list[StepRecord]] = defaultdict(list)
+    by_text: dict[tuple[str, str], list[StepRecord]] = defaultdict(list)
     for record in records:
-        keyed[(record.scenario, record.line)].append(record)
+        at_line[(record.scenario, record.line)].append(record)
+        by_text[(record.scenario, record.step)].append(record)
 
+    def matching(scenario: ScenarioDoc, step: StepDoc) -> list[StepRecord]:
+        """The step's records: by line, unless the feature changed since the run (then by text)."""
+        here = at_line[(scenario.name, step.line)]
+        if scenario.examples or env is None:  # outline rows / unresolved variables: the text cannot be compared
+            return here
+        text = resolve(step.text, env)
+        return [r for r in here if r.step == text] or by_text[(scenario.name, text)]
+
+    background = [_step(s, env, [r for sc in doc.scenarios for r in matching(sc, s)]) for s in doc.background]
     scenarios = []
-    automated = total = 0
+    automated = total = 0  # counted like a run: the background once per scenario, outlines once per row
     for sc in doc.scenarios:
-        steps = [_step(s, env, keyed[(sc.name, s.line)]) for s in sc.steps]
+        steps = [_step(s, env, matching(sc, s)) for s in sc.steps]
         rows = max(len(sc.examples), 1)
-        for view in [_step(s, env, []) for s in doc.background] + steps:
-            total += rows
-            automated += 0 if view.human else rows
+        total += rows * (len(background) + len(steps))
+        automated += rows * sum(not v.human for v in background + steps)
         scenario_records = [r for r in records if r.scenario == sc.name]
         scenarios.append(ScenarioView(sc.name, sc.line, [t.name for t in sc.tags], sc.description, steps,
                                       scenario_records))
-    background = [
-        _step(s, env, [r for sc in doc.scenarios for r in keyed[(sc.name, s.line)]]) for s in doc.background
-    ]
-    return RunbookView(doc, source, page, category, background, scenarios, records, (automated, total))
+    anchors = {id(r): v.line for v in background + [v for sc in scenarios for v in sc.steps] for r in v.records}
+    return RunbookView(doc, source, page, category, background, scenarios, records, (automated, total), anchors)
 
 
 def _step(step: StepDoc, env: Environment | None, records: list[StepRecord]) -> StepView:
@@ -211,18 +223,20 @@ def description_blocks(description: str) -> list[tuple[str, list[str]]]:
 
 
 def paragraphs(lines: list[str]) -> list[tuple[str, list[str]]]:
-    """Body lines as ("p", [text]) paragraphs and ("ul", [items]) lists; bullets are '- ' or '* '."""
+    """Body lines as ("p", [text]) paragraphs and ("ul"/"ol", [items]) lists ('- ', '* ' or '1. ' items)."""
     out: list[tuple[str, list[str]]] = []
     kind = None
     for raw in lines:
         text = raw.strip()
+        item = _LIST_ITEM.match(text)
         if not text:
             kind = None
-        elif text[:2] in ("- ", "* "):
-            if kind != "ul":
-                out.append(("ul", []))
-            kind = "ul"
-            out[-1][1].append(text[2:].strip())
+        elif item:
+            new_kind = "ol" if item.group(1)[0].isdigit() else "ul"
+            if kind != new_kind:
+                out.append((new_kind, []))
+            kind = new_kind
+            out[-1][1].append(text[item.end():].strip())
         elif kind is not None:  # continuation of the paragraph or of the last list item
             out[-1][1][-1] += " " + text
         else:
@@ -248,6 +262,11 @@ def evidence(record: StepRecord) -> list[tuple[str, str]]:
 
 def outcome_word(outcome: Outcome | None) -> str:
     return outcome.value.upper() if outcome else "NOT RUN"
+
+
+def outcome_counts(records: list[StepRecord]) -> list[tuple[Outcome, int]]:
+    """How many steps ended in each outcome, worst first."""
+    return [(o, n) for o in sorted(_RANK, key=_RANK.__getitem__) if (n := sum(r.outcome is o for r in records))]
 
 
 def percent(done: int, total: int) -> str:
@@ -284,6 +303,11 @@ def esc(value: Any) -> str:
     return html.escape(str(value), quote=True)
 
 
+def url(path: str) -> str:
+    """A relative link to a generated page, safe in an attribute and in a Markdown link."""
+    return esc(quote(path))
+
+
 def inline_html(text: str, links: dict[str, str]) -> str:
     """Escaped text with `code` spans and links to the pages of runbooks it names."""
     out = _CODE.sub(lambda m: f"<code>{m.group(1)}</code>", esc(text))
@@ -300,8 +324,13 @@ def badge(outcome: Outcome | None) -> str:
     return f'<span class="badge {outcome.value if outcome else "none"}">{outcome_word(outcome)}</span>'
 
 
+@functools.cache
+def stylesheet() -> str:
+    return package_files("runbooks").joinpath("templates/render.css").read_text(encoding="utf-8")
+
+
 def page_html(title: str, body: str) -> str:
-    css = package_files("runbooks").joinpath("templates/render.css").read_text(encoding="utf-8")
+    css = stylesheet()
     return (
         '<!doctype html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
@@ -313,17 +342,26 @@ def page_html(title: str, body: str) -> str:
 def blocks_html(description: str, links: dict[str, str], heading: str = "h2") -> str:
     out = []
     for name, lines in description_blocks(description):
-        anchor = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
-        out.append(f'<section class="section" id="{esc(anchor)}">')
+        out.append(f'<section class="section" id="{slug(name)}">' if name else '<section class="section">')
         if name:
             out.append(f"<{heading}>{esc(name)}</{heading}>")
-        for kind, items in paragraphs(lines):
-            if kind == "ul":
-                out.append("<ul>" + "".join(f"<li>{inline_html(i, links)}</li>" for i in items) + "</ul>")
-            else:
-                out.append(f"<p>{inline_html(items[0], links)}</p>")
+        out.append(body_html(lines, links))
         out.append("</section>")
     return "\n".join(out)
+
+
+def slug(name: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+
+
+def body_html(lines: list[str], links: dict[str, str]) -> str:
+    out = []
+    for kind, items in paragraphs(lines):
+        if kind == "p":
+            out.append(f"<p>{inline_html(items[0], links)}</p>")
+        else:
+            out.append(f"<{kind}>" + "".join(f"<li>{inline_html(i, links)}</li>" for i in items) + f"</{kind}>")
+    return "".join(out)
 
 
 def step_html(step: StepView, results: Results | None, show_scenario: bool) -> str:
@@ -340,8 +378,8 @@ def step_html(step: StepView, results: Results | None, show_scenario: bool) -> s
     if step.manual_command:
         parts.append(f'<div class="cmd">by hand: <code>{esc(step.manual_command)}</code></div>')
     elif not step.defined:
-        parts.append('<div class="cmd undefined">undefined step: no step definition matches (see `runbooks steps`)'
-                     "</div>")
+        parts.append('<div class="cmd undefined">undefined step: no step definition matches '
+                     "(see <code>runbooks steps</code>)</div>")
     note = runs_note(step)
     if note:
         parts.append(f'<div class="runs">{esc(note)}</div>')
@@ -363,17 +401,15 @@ def summary_html(view: RunbookView, results: Results | None) -> str:
     if results is None:
         return ('<p class="note">Not verified here (render with <code>--results</code>). '
                 f"{esc(percent(done, total))}.</p>")
-    verified = (f"Verified in <b>{esc(results.where())}</b> at {esc(results.when())}{esc(results.commit())}. "
-                f"{esc(percent(done, total))}.")
     if not view.records:
         return (f'<section class="summary none"><h2>Not part of this verification run</h2>'
                 f"<p>{esc(results.path.name)} has no results for this runbook ({esc(results.environment)}).</p>"
                 "</section>")
+    verified = (f"<p>Verified in <b>{esc(results.where())}</b> at {esc(results.when())}{esc(results.commit())}. "
+                f"{esc(percent(done, total))}.</p><p>{counts_html(view.records)}</p>")
     problems = view.problems
     if not problems:
-        counts = len([r for r in view.records if r.outcome is Outcome.PASS])
-        return (f'<section class="summary"><h2>{badge(Outcome.PASS)} All automated checks passed ({counts})</h2>'
-                f"<p>{verified}</p></section>")
+        return f'<section class="summary"><h2>All automated checks passed</h2>{verified}</section>'
     fails = sum(1 for r in problems if r.outcome is Outcome.FAIL)
     errors = len(problems) - fails
     title = ", ".join(t for t in (f"{fails} failed" if fails else "", f"{errors} could not be checked" if errors
@@ -381,18 +417,24 @@ def summary_html(view: RunbookView, results: Results | None) -> str:
     kind = "fail" if fails else "error"
     items = []
     for record in problems:
-        rows = [(label, value) for label, value in evidence(record) if label != "resource"][-2:]
+        rows = [(k, v) for k, v in evidence(record) if k in ("observed", "fix", "could not check", "what to do")]
         resolution = scenario_resolution(view, record.scenario)
         if resolution:
             rows.append(("resolution (from the runbook)", resolution))
+        text = f"{esc(step_keyword(record.keyword))} {esc(record.step)}"
+        line = view.anchors.get(id(record))
         items.append(
-            f'<li>{badge(record.outcome)} <a href="#line-{record.line}">{esc(step_keyword(record.keyword))} '
-            f'{esc(record.step)}</a> <span class="in">in “{esc(record.scenario)}”</span>'
+            f"<li>{badge(record.outcome)} " + (f'<a href="#line-{line}">{text}</a>' if line else text)
+            + f' <span class="in">in “{esc(record.scenario)}”</span>'
             + "".join(f'<span class="why"><b>{esc(label)}:</b> {esc(value)}</span>' for label, value in rows)
             + "</li>"
         )
     return (f'<section class="summary {kind}"><h2>{len(problems)} step(s) need attention: {esc(title)}</h2>'
-            f"<p>{verified}</p><ol>{''.join(items)}</ol></section>")
+            f"{verified}<ol>{''.join(items)}</ol></section>")
+
+
+def counts_html(records: list[StepRecord]) -> str:
+    return " ".join(f'<span class="badge {o.value}">{n} {outcome_word(o)}</span>' for o, n in outcome_counts(records))
 
 
 def runbook_html(view: RunbookView, results: Results | None, links: dict[str, str]) -> str:
@@ -400,7 +442,7 @@ def runbook_html(view: RunbookView, results: Results | None, links: dict[str, st
     links = {path: up + target for path, target in links.items()}
     doc = view.doc
     tags = "".join(f'<span class="tag">@{esc(t.name)}</span>' for t in doc.tags)
-    toc = [f'<a href="#{re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")}">{esc(name)}</a>'
+    toc = [f'<a href="#{slug(name)}">{esc(name)}</a>'
            for name, _ in description_blocks(doc.description) if name] + ['<a href="#procedure">Procedure</a>']
     out = [
         f'<nav class="crumbs"><a href="{up}index.html">All runbooks</a> › '
@@ -410,7 +452,7 @@ def runbook_html(view: RunbookView, results: Results | None, links: dict[str, st
         f"owner <b>{esc(view.owner)}</b> · reviewed {esc(view.reviewed)} · <code>{esc(view.source)}</code></p>",
         f'<p class="tags">{tags}</p>',
         summary_html(view, results),
-        f'<nav class="toc">{"".join(toc)}</nav>',
+        f'<nav class="toc">{" ".join(toc)}</nav>',
         blocks_html(doc.description, links),
         '<h2 id="procedure">Procedure</h2>',
     ]
@@ -435,8 +477,7 @@ def troubleshooting_html(description: str, links: dict[str, str]) -> str:
     """A scenario's description: Symptom / Root cause / Resolution as a compact definition list."""
     rows = []
     for name, lines in description_blocks(description):
-        text = " ".join(" ".join(items) for _, items in paragraphs(lines))
-        rows.append(f"<dt>{esc(name or 'Note')}</dt><dd>{inline_html(text, links)}</dd>")
+        rows.append(f"<dt>{esc(name or 'Note')}</dt><dd>{body_html(lines, links)}</dd>")
     return f'<dl class="troubleshooting">{"".join(rows)}</dl>' if rows else ""
 
 
@@ -448,14 +489,14 @@ def index_html(views: list[RunbookView], results: Results | None) -> str:
         note += f" Last verification: <b>{esc(results.where())}</b> at {esc(results.when())}."
         if failing:
             out.append('<section class="summary fail"><h2>Runbooks with failing steps</h2><ol>' + "".join(
-                f'<li><a href="{esc(v.page)}.html">{esc(v.title)}</a> — {len(v.problems)} step(s): '
+                f'<li><a href="{url(v.page)}.html">{esc(v.title)}</a> — {len(v.problems)} step(s): '
                 + ", ".join(sorted({outcome_word(r.outcome) for r in v.problems})) + "</li>" for v in failing
             ) + "</ol></section>")
     out.append(f'<p class="note">{note}</p>')
     categories = by_key(views, "category")
-    out.append('<nav class="toc">' + "".join(
+    out.append('<nav class="toc">' + " ".join(
         f'<a href="#category-{esc(c)}">{esc(c)}</a>' for c, _ in categories
-    ) + '<a href="#by-severity">By severity</a><a href="#by-owner">By owner</a></nav>')
+    ) + ' <a href="#by-severity">By severity</a> <a href="#by-owner">By owner</a></nav>')
     for category, items in categories:
         out.append(f'<h2 id="category-{esc(category)}">{esc(category)}</h2>')
         head = "<tr><th>Runbook</th><th>Severity</th><th>Owner</th><th>Reviewed</th><th>Coverage</th>"
@@ -463,7 +504,7 @@ def index_html(views: list[RunbookView], results: Results | None) -> str:
         for v in items:
             done, total = v.coverage
             out.append(
-                f'<tr><td><a href="{esc(v.page)}.html">{esc(v.title)}</a></td>'
+                f'<tr><td><a href="{url(v.page)}.html">{esc(v.title)}</a></td>'
                 f'<td><span class="sev sev-{esc(v.severity)}">{esc(v.severity)}</span></td>'
                 f"<td>{esc(v.owner)}</td><td>{esc(v.reviewed)}</td><td>{done}/{total}</td>"
                 + (f"<td>{badge(worst(v.records)) if v.records else badge(None)}</td>" if results else "")
@@ -476,7 +517,7 @@ def index_html(views: list[RunbookView], results: Results | None) -> str:
         out.append(f'<section><h2 id="{anchor}">{title}</h2>')
         for name, items in by_key(views, key, order):
             out.append(f"<h3>{esc(name)}</h3><ul>" + "".join(
-                f'<li><a href="{esc(v.page)}.html">{esc(v.title)}</a></li>' for v in items) + "</ul>")
+                f'<li><a href="{url(v.page)}.html">{esc(v.title)}</a></li>' for v in items) + "</ul>")
         out.append("</section>")
     out.append("</div>")
     return page_html("Runbooks", "\n".join(out))
@@ -486,6 +527,10 @@ def index_html(views: list[RunbookView], results: Results | None) -> str:
 def md(text: str) -> str:
     """Text for Markdown outside code spans: no raw HTML, no accidental emphasis from '*'."""
     return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("*", r"\*")
+
+
+def md_cell(text: str) -> str:
+    return md(text).replace("|", "&#124;")
 
 
 def md_inline(text: str) -> str:
@@ -520,7 +565,8 @@ def runbook_md(view: RunbookView, results: Results | None) -> str:
         problems = view.problems
         head = f"{len(problems)} step(s) need attention" if problems else "all automated checks passed"
         out += [f"> **Last verification: {head}** in {md(results.where())} at {md(results.when())}. "
-                f"{percent(done, total)}.", ">"]
+                f"{percent(done, total)}.", ">",
+                "> " + " · ".join(f"{n} {md_outcome(o)}" for o, n in outcome_counts(view.records)), ">"]
         for r in problems:
             out.append(f"> - {md_outcome(r.outcome)} {md(r.scenario)} › {md(step_keyword(r.keyword))} {md(r.step)}: "
                        f"observed {md(r.observed)}")
@@ -532,9 +578,7 @@ def runbook_md(view: RunbookView, results: Results | None) -> str:
     for name, lines in description_blocks(view.doc.description):
         if name:
             out += [f"## {md(name)}", ""]
-        for kind, items in paragraphs(lines):
-            out += [f"- {md_inline(i)}" for i in items] if kind == "ul" else [md_inline(items[0])]
-            out.append("")
+        out += body_md(lines)
     out += ["## Procedure", ""]
     if view.background:
         out += ["### Background: the first steps of every scenario", ""]
@@ -544,10 +588,25 @@ def runbook_md(view: RunbookView, results: Results | None) -> str:
         if sc.tags:
             out += ["Tags: " + " ".join(md_code("@" + t) for t in sc.tags), ""]
         for name, lines in description_blocks(sc.description):
-            text = " ".join(" ".join(items) for _, items in paragraphs(lines))
-            out += [(f"**{md(name)}:** " if name else "") + md_inline(text), ""]
+            body = body_md(lines)
+            if name and body and not body[0].startswith(("- ", "1. ")):
+                body[0] = f"**{md(name)}:** {body[0]}"
+            elif name:
+                body = [f"**{md(name)}:**", ""] + body
+            out += body
         out += [line for s in sc.steps for line in step_md(s, results)] + [""]
     return "\n".join(out).rstrip("\n") + "\n"
+
+
+def body_md(lines: list[str]) -> list[str]:
+    out = []
+    for kind, items in paragraphs(lines):
+        if kind == "p":
+            out.append(md_inline(items[0]))
+        else:
+            out += [f"{f'{n}.' if kind == 'ol' else '-'} {md_inline(i)}" for n, i in enumerate(items, 1)]
+        out.append("")
+    return out
 
 
 def step_md(step: StepView, results: Results | None) -> list[str]:
@@ -576,7 +635,7 @@ def index_md(views: list[RunbookView], results: Results | None) -> str:
         failing = [v for v in views if v.problems]
         if failing:
             out += ["", "**Runbooks with failing steps:**", ""]
-            out += [f"- [{md(v.title)}]({v.page}.md): {len(v.problems)} step(s)" for v in failing]
+            out += [f"- [{md(v.title)}]({url(v.page)}.md): {len(v.problems)} step(s)" for v in failing]
     out.append("")
     for category, items in by_key(views, "category"):
         out += [f"## {md(category)}", "", "| Runbook | Severity | Owner | Reviewed | Coverage |"
@@ -585,13 +644,14 @@ def index_md(views: list[RunbookView], results: Results | None) -> str:
         for v in items:
             done, total = v.coverage
             last = f" {md_outcome(worst(v.records))} |" if results else ""
-            out.append(f"| [{md(v.title).replace('|', '&#124;')}]({v.page}.md) | {md(v.severity)} | {md(v.owner)} | "
-                       f"{md(v.reviewed)} | {done}/{total} |{last}")
+            cells = [f"[{md_cell(v.title)}]({url(v.page)}.md)", md_cell(v.severity), md_cell(v.owner),
+                     md_cell(v.reviewed), f"{done}/{total}"]
+            out.append("| " + " | ".join(cells) + f" |{last}")
         out.append("")
     for title, key, order in (("By severity", "severity", SEVERITY_ORDER), ("By owner", "owner", ())):
         out += [f"## {title}", ""]
         for name, items in by_key(views, key, order):
-            out += [f"### {md(name)}", ""] + [f"- [{md(v.title)}]({v.page}.md)" for v in items] + [""]
+            out += [f"### {md(name)}", ""] + [f"- [{md(v.title)}]({url(v.page)}.md)" for v in items] + [""]
     return "\n".join(out).rstrip("\n") + "\n"
 
 
@@ -620,7 +680,7 @@ def load_results(path: Path) -> Results:
 def render_site(config: Config, paths: list[Path], out: Path, results: Results | None) -> list[Path]:
     """Write index.html/.md and one page per runbook under ``out``; returns the files written."""
     views = build(config, paths, results)
-    links = {v.source: f"{v.page}.html" for v in views}
+    links = {v.source: f"{quote(v.page)}.html" for v in views}
     features = display_path(config.features, config.root)
     links |= {f"{features}/{v.category}/": f"index.html#category-{v.category}" for v in views}
     written = []
@@ -641,6 +701,8 @@ def _write(path: Path, text: str) -> Path:
 def cmd_render(args: argparse.Namespace) -> int:
     from .cli import UsageError
 
+    if args.out.exists() and not args.out.is_dir():
+        raise UsageError(f"--out {args.out}: exists and is not a folder")
     config = load_config(args.config)
     results = load_results(args.results) if args.results else None
     if results and results.environment not in config.environments:

@@ -1,0 +1,349 @@
+"""`runbooks render`: the static site from a real `runbooks verify` of the drifted sandbox, its escaping, and
+what a browser actually shows (a headless Chromium screenshot, decoded here without Pillow)."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import re
+import shutil
+import signal
+import struct
+import subprocess
+import zlib
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from runbooks.cli import main
+from runbooks.reports import write_results_json
+from runbooks.result import Outcome, StepRecord
+from tests.conftest import REPO, write_config
+
+POST_DEPLOY = "features/deployment/post_deploy_validation.feature"
+PITR = 'the DynamoDB table "acme-tenants-sandbox" has point-in-time recovery enabled'
+PITR_MANUAL = "aws dynamodb describe-continuous-backups --table-name acme-tenants-sandbox"
+FAIL_RGB, PASS_RGB = (0xD1, 0x24, 0x2F), (0x1A, 0x7F, 0x37)  # --fail and --pass in templates/render.css
+
+
+def cli(*argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(list(argv))
+    return code, out.getvalue(), err.getvalue()
+
+
+@dataclass
+class Site:
+    out: Path
+    results: dict  # the results.json document
+
+    def page(self, name: str = "deployment/post_deploy_validation.html") -> str:
+        return (self.out / name).read_text(encoding="utf-8")
+
+
+@pytest.fixture(scope="module")
+def drifted_site(tmp_path_factory: pytest.TempPathFactory) -> Site:
+    """`runbooks verify --env sandbox-drifted` on the shipped post-deploy runbook, then `runbooks render`."""
+    reports = tmp_path_factory.mktemp("reports")
+    code, out, err = cli("verify", "--config", str(REPO / "runbooks.toml"), "--env", "sandbox-drifted",
+                         "--report-dir", str(reports), "--no-history", str(REPO / POST_DEPLOY))
+    assert code == 1, out + err
+    site = tmp_path_factory.mktemp("site")
+    code, out, err = cli("render", "--config", str(REPO / "runbooks.toml"), "--results", str(reports / "results.json"),
+                         "--out", str(site), str(REPO / POST_DEPLOY))
+    assert code == 0, out + err
+    assert out.strip() == f"runbooks render: 1 runbook page(s) in {site} (index.html, index.md)"
+    return Site(site, json.loads((reports / "results.json").read_text()))
+
+
+def step_items(page: str) -> dict[str, str]:
+    """Checklist items of a rendered page: step text (without keyword) -> the item's HTML."""
+    items = {}
+    for block in re.findall(r'<li class="step[^"]*" id="line-\d+">.*?</li>', page, flags=re.S):
+        match = re.search(r'<span class="kw">.*?</span>(.*?)</div>', block, re.S)
+        assert match, block
+        items[re.sub(r"<[^>]+>", "", match.group(1)).strip().replace("&quot;", '"')] = block
+    return items
+
+
+def test_index_lists_the_runbook_by_category_severity_and_owner(drifted_site):
+    index = drifted_site.page("index.html")
+    link = '<a href="deployment/post_deploy_validation.html">Post-deployment validation of the storage layer'
+    assert index.count(link) == 4  # failing runbooks, the category table, by severity, by owner
+    assert '<h2 id="category-deployment">deployment</h2>' in index
+    assert '<span class="sev sev-critical">critical</span>' in index and "<td>platform-team</td>" in index
+    assert '<h2 id="by-severity">By severity</h2>' in index and "<h3>critical</h3>" in index
+    assert '<h2 id="by-owner">By owner</h2>' in index and "<h3>platform-team</h3>" in index
+    assert "Runbooks with failing steps" in index and "sandbox-drifted (moto, eu-west-1)" in index
+    md = drifted_site.page("index.md")
+    assert "## deployment" in md and "(deployment/post_deploy_validation.md) | critical | platform-team |" in md
+    assert "### critical" in md and "### platform-team" in md
+
+
+def test_page_shows_the_pitr_failure_with_its_evidence_and_manual_command(drifted_site):
+    page = drifted_site.page()
+    item = step_items(page)[PITR]
+    assert item.startswith('<li class="step fail" id="line-')
+    assert '<span class="badge fail">FAIL</span>' in item
+    assert "<dt>expected</dt><dd>PointInTimeRecoveryStatus ENABLED</dd>" in item
+    assert "<dt>observed</dt><dd>PointInTimeRecoveryStatus DISABLED</dd>" in item
+    assert f"by hand: <code>{PITR_MANUAL}</code>" in item
+    assert "update-continuous-backups --table-name acme-tenants-sandbox" in item  # the fix
+    # A step that held shows PASS and its own manual command.
+    audit = step_items(page)['the DynamoDB table "acme-audit-sandbox" has point-in-time recovery enabled']
+    assert '<li class="step pass"' in audit and '<span class="badge pass">PASS</span>' in audit
+    assert "aws dynamodb describe-continuous-backups --table-name acme-audit-sandbox" in audit
+
+
+def test_summary_box_lists_every_failure_with_environment_time_and_coverage(drifted_site):
+    page = drifted_site.page()
+    summary = re.search(r'<section class="summary fail">.*?</section>', page, re.S).group(0)
+    failed = [r for r in drifted_site.results["results"] if r["outcome"] == "fail"]
+    assert len(failed) == 5
+    assert f"{len(failed)} step(s) need attention: {len(failed)} failed" in summary
+    for record in failed:
+        assert record["step"].replace('"', "&quot;") in summary
+    assert "PointInTimeRecoveryStatus DISABLED" in summary
+    assert summary.index(PITR.replace('"', "&quot;")) < page.index('<h2 id="procedure">')  # above the procedure
+    run = drifted_site.results["run"]
+    when = datetime.fromisoformat(run["finished_at"]).astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    assert f"Verified in <b>sandbox-drifted (moto, eu-west-1)</b> at {when}" in summary
+    (entry,) = drifted_site.results["runbooks"]
+    done, total = entry["automated_steps"], entry["steps"]
+    assert f"{done} of {total} steps automated ({round(100 * done / total)}%)" in summary
+    assert f'<span class="badge fail">{len(failed)} FAIL</span>' in summary
+
+
+def test_human_steps_are_marked_and_commands_escaped(drifted_site):
+    page = drifted_site.page()
+    human = [b for b in step_items(page).values() if "human" in b.split(">", 1)[0]]
+    assert human and all('<span class="human-label">HUMAN STEP</span>' in b for b in human)
+    assert all('<span class="badge manual">MANUAL</span>' in b for b in human)
+    # The HTTP step's manual command contains "<api URL>": escaped, never raw markup.
+    assert "&lt;api URL&gt;/health/ready" in page and "<api URL>" not in page
+    assert "<script" not in page.lower()
+
+
+def test_markdown_page_is_a_checklist_with_outcomes(drifted_site):
+    md = drifted_site.page("deployment/post_deploy_validation.md")
+    assert f"- [ ] **Then** {PITR} — **FAIL**" in md
+    assert f"  - by hand: `{PITR_MANUAL}`" in md
+    assert "  - observed: PointInTimeRecoveryStatus DISABLED" in md
+    assert re.search(r"^- \[ \] \*\*HUMAN STEP\*\* .+ — \*\*MANUAL\*\*$", md, re.M)
+    assert "## Escalation" in md and "## Rollback" in md
+
+
+def test_without_results_variables_stay_as_written(tmp_path, drifted_site):
+    code, out, err = cli("render", "--config", str(REPO / "runbooks.toml"), "--out", str(tmp_path),
+                         str(REPO / POST_DEPLOY))
+    assert code == 0, err
+    page = (tmp_path / "deployment" / "post_deploy_validation.html").read_text()
+    assert "aws dynamodb describe-continuous-backups --table-name {tenants_table}" in page
+    assert 'class="badge' not in page and "Not verified here" in page
+    (entry,) = drifted_site.results["runbooks"]  # coverage counted from the feature agrees with the run's
+    assert f"{entry['automated_steps']} of {entry['steps']} steps automated" in page
+    md = (tmp_path / "deployment" / "post_deploy_validation.md").read_text()
+    assert '- [ ] **Then** the DynamoDB table "{tenants_table}" has point-in-time recovery enabled\n' in md
+
+
+# A small runbook with hand-made records: ERROR, SKIPPED, a background that ran twice, and hostile text --------
+FEATURE = """\
+@owner:<b>ops</b> @severity:high @reviewed:2026-01-01 @operational
+Feature: Check <script>alert(1)</script> & friends
+  Purpose:
+    Show that <b>markup</b> stays text; see `runbooks steps` and features/ops/other.feature.
+
+  References:
+    - features/ops/
+
+  Background:
+    Given the S3 bucket "{bucket}" exists
+
+  Scenario: Versioning <on>
+    Then the S3 bucket "{bucket}" has versioning enabled
+
+  @troubleshooting
+  Scenario: Tables
+    Symptom: restores fail.
+    Root cause: PITR off.
+    Resolution: turn PITR on.
+    Given the DynamoDB table "t1" is active
+    Then the DynamoDB table "t1" has point-in-time recovery enabled
+    * manual: tell the <team> channel
+"""
+
+
+def record(scenario: str, step: str, line: int, outcome: Outcome, **kw: str) -> StepRecord:
+    return StepRecord(runbook="features/ops/check.feature", scenario=scenario, step=step, outcome=outcome, line=line,
+                      keyword=kw.pop("keyword", "Then"), environment="test", **kw)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def small_site(tmp_path: Path) -> Path:
+    config = write_config(tmp_path, """\
+        [environments.test]
+        aws = { target = "moto", region = "eu-west-1" }
+        vars = { bucket = "b-<1>" }
+        """)
+    (tmp_path / "features" / "ops").mkdir(parents=True)
+    (tmp_path / "features" / "ops" / "check.feature").write_text(FEATURE)
+    (tmp_path / "features" / "ops" / "other.feature").write_text(FEATURE.replace("Feature: Check", "Feature: Other"))
+    records = [
+        record("Versioning <on>", 'the S3 bucket "b-<1>" exists', 10, Outcome.PASS, keyword="Given"),
+        record("Versioning <on>", 'the S3 bucket "b-<1>" has versioning enabled', 13, Outcome.FAIL,
+               expected="versioning Enabled", observed="versioning <Suspended>", hint="enable it"),
+        record("Tables", 'the S3 bucket "b-<1>" exists', 10, Outcome.ERROR, keyword="Given",
+               observed="AccessDenied on s3:ListBucket", hint="grant s3:ListBucket"),
+        record("Tables", 'the DynamoDB table "t1" is active', 20, Outcome.SKIPPED, keyword="Given",
+               observed="not run: an earlier step of this scenario did not pass"),
+        record("Tables", 'the DynamoDB table "t1" has point-in-time recovery enabled', 21, Outcome.SKIPPED,
+               observed="not run: an earlier step of this scenario did not pass"),
+        record("Tables", "manual: tell the <team> channel", 22, Outcome.MANUAL, keyword="*"),
+    ]
+    results = tmp_path / "results.json"
+    write_results_json(results, {"environment": "test", "target": "moto", "finished_at": "2026-03-01T10:00:00+00:00"},
+                       records)
+    code, out, err = cli("render", "--config", str(config), "--results", str(results), "--out", str(tmp_path / "site"))
+    assert code == 0, out + err
+    return tmp_path / "site"
+
+
+def test_everything_from_the_feature_and_the_results_is_escaped(small_site):
+    page = (small_site / "ops" / "check.html").read_text()
+    assert "<title>Check &lt;script&gt;alert(1)&lt;/script&gt; &amp; friends</title>" in page
+    assert "<script" not in page and "<b>markup</b>" not in page and "&lt;b&gt;markup&lt;/b&gt;" in page
+    assert "owner <b>&lt;b&gt;ops&lt;/b&gt;</b>" in page
+    assert "Scenario: Versioning &lt;on&gt;" in page
+    assert "<dd>versioning &lt;Suspended&gt;</dd>" in page
+    assert "tell the &lt;team&gt; channel" in page
+    assert "aws s3api head-bucket --bucket b-&lt;1&gt;" in page  # variables resolved from the results' environment
+    md = (small_site / "ops" / "check.md").read_text()
+    assert "observed: versioning &lt;Suspended&gt;" in md and "<team>" not in md
+
+
+def test_error_skipped_background_and_links(small_site):
+    page = (small_site / "ops" / "check.html").read_text()
+    items = step_items(page)
+    background = items['the S3 bucket "b-&lt;1&gt;" exists']
+    # The background ran in both scenarios: the worse outcome shows, with each run's evidence.
+    assert '<li class="step error" id="line-10">' in background and "error in 1 of 2 runs" in background
+    assert "<dt>could not check</dt><dd>AccessDenied on s3:ListBucket</dd>" in background
+    assert "in “Tables”" in background
+    skipped = items['the DynamoDB table "t1" is active']
+    assert '<span class="badge skipped">SKIPPED</span>' in skipped and "not run: an earlier step" in skipped
+    assert '<dl class="troubleshooting"><dt>Symptom</dt><dd><p>restores fail.</p></dd>' in page
+    assert "2 step(s) need attention: 1 failed, 1 could not be checked" in page
+    assert "<b>resolution (from the runbook):</b> turn PITR on." in page
+    assert "<code>runbooks steps</code>" in page
+    assert '<a href="../ops/other.html">features/ops/other.feature</a>' in page
+    assert '<a href="../index.html#category-ops">features/ops/</a>' in page
+    assert "5 of 6 steps automated (83%)" in page  # 2 background runs + 4 steps, one of them manual
+
+
+def test_render_refuses_a_missing_results_file(tmp_path):
+    code, _, err = cli("render", "--config", str(REPO / "runbooks.toml"), "--results", str(tmp_path / "nope.json"),
+                       "--out", str(tmp_path / "site"), str(REPO / POST_DEPLOY))
+    assert code == 2 and f"results file not found: {tmp_path / 'nope.json'}" in err
+    (tmp_path / "bad.json").write_text("{}")
+    code, _, err = cli("render", "--config", str(REPO / "runbooks.toml"), "--results", str(tmp_path / "bad.json"),
+                       "--out", str(tmp_path / "site"), str(REPO / POST_DEPLOY))
+    assert code == 2 and "not a runbooks results.json" in err
+
+
+# The browser ---------------------------------------------------------------------------------------------------
+def decode_png(data: bytes) -> tuple[int, int, int, list[bytes]]:
+    """(width, height, bytes per pixel, rows) of an 8-bit RGB/RGBA, non-interlaced PNG."""
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
+    pos, idat, header = 8, [], None
+    while pos < len(data):
+        (length,) = struct.unpack(">I", data[pos:pos + 4])
+        kind, body = data[pos + 4:pos + 8], data[pos + 8:pos + 8 + length]
+        assert zlib.crc32(kind + body) == struct.unpack(">I", data[pos + 8 + length:pos + 12 + length])[0]
+        pos += 12 + length
+        if kind == b"IHDR":
+            header = struct.unpack(">IIBBBBB", body)
+        elif kind == b"IDAT":
+            idat.append(body)
+    assert header is not None
+    width, height, depth, colour, _, _, interlace = header
+    assert depth == 8 and colour in (2, 6) and interlace == 0, header
+    bpp = 3 if colour == 2 else 4
+    raw, stride = zlib.decompress(b"".join(idat)), width * bpp
+    rows, prev = [], bytearray(stride)
+    for y in range(height):
+        start = y * (stride + 1)
+        kind, line = raw[start], bytearray(raw[start + 1:start + 1 + stride])
+        if kind == 1:
+            for i in range(bpp, stride):
+                line[i] = (line[i] + line[i - bpp]) & 0xFF
+        elif kind == 2:
+            line = bytearray((a + b) & 0xFF for a, b in zip(line, prev, strict=True))
+        elif kind == 3:
+            for i in range(stride):
+                line[i] = (line[i] + ((line[i - bpp] if i >= bpp else 0) + prev[i]) // 2) & 0xFF
+        elif kind == 4:
+            for i in range(stride):
+                a, b, c = (line[i - bpp], prev[i], prev[i - bpp]) if i >= bpp else (0, prev[i], 0)
+                p = a + b - c
+                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+                line[i] = (line[i] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 0xFF
+        rows.append(bytes(line))
+        prev = line
+    return width, height, bpp, rows
+
+
+def count_close(rows: list[bytes], bpp: int, rgb: tuple[int, int, int], tolerance: int = 12) -> int:
+    r0, g0, b0 = rgb
+    return sum(
+        1
+        for row in rows
+        for i in range(0, len(row), bpp)
+        if abs(row[i] - r0) <= tolerance and abs(row[i + 1] - g0) <= tolerance and abs(row[i + 2] - b0) <= tolerance
+    )
+
+
+def chromium() -> str:
+    binary = shutil.which("chromium") or shutil.which("chromium-browser")
+    if binary is None:
+        if os.environ.get("RUNBOOKS_REQUIRE_BROWSER") == "1":
+            pytest.fail("chromium is required (RUNBOOKS_REQUIRE_BROWSER=1): apt-get install -y chromium")
+        pytest.skip("chromium not installed (apt-get install -y chromium)")
+    return binary
+
+
+def test_browser_shows_the_outcome_colours(drifted_site, tmp_path):
+    binary = chromium()
+    png = tmp_path / "page.png"
+    page = drifted_site.out / "deployment" / "post_deploy_validation.html"
+    argv = [binary, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync",
+            f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1280,2000", f"--screenshot={png}",
+            page.as_uri()]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        output, _ = proc.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)  # chromium's helpers share its session
+        proc.communicate()
+        pytest.fail("chromium did not finish its screenshot within 120 s")
+    assert proc.returncode == 0 and png.is_file(), output.decode(errors="replace")[-2000:]
+
+    width, height, bpp, rows = decode_png(png.read_bytes())
+    assert (width, height) == (1280, 2000)
+    red, green = count_close(rows, bpp, FAIL_RGB), count_close(rows, bpp, PASS_RGB)
+    # The summary box alone has a red edge (~8 x 600 px) and FAIL/PASS badges of ~70 x 20 px each.
+    assert red > 3000, f"only {red} FAIL-red pixels"
+    assert green > 1000, f"only {green} PASS-green pixels"
+    white = count_close(rows, bpp, (255, 255, 255), 0)
+    assert white < width * height * 0.95, "the page looks blank"
+
+
+def test_css_colours_match_the_test(drifted_site):
+    page = drifted_site.page()
+    assert "--pass: #1a7f37;" in page and "--fail: #d1242f;" in page
+
