@@ -94,6 +94,13 @@ class Environment:
     def target(self) -> str:
         return self.aws.target
 
+    @property
+    def provided_vars(self) -> set[str]:
+        """Variables the run itself provides: the sandbox service's port, e.g. ``{api_port}``."""
+        if self.sandbox is not None and self.sandbox.service:
+            return {f"{self.sandbox.service}_port"}
+        return set()
+
 
 @dataclass(frozen=True)
 class Config:

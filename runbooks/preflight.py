@@ -109,7 +109,7 @@ def _check_step(step: StepDoc, text: str, env: Environment | None, display: str)
     if env is None:
         return problems
     for name in VARIABLE.findall(text):
-        if name not in env.vars:
+        if name not in env.vars and name not in env.provided_vars:
             problems.append(
                 Problem(
                     display,
@@ -118,6 +118,15 @@ def _check_step(step: StepDoc, text: str, env: Environment | None, display: str)
                     f"(add it under [environments.{env.name}.vars])",
                 )
             )
+    for field_name, convert in definition.numeric.items():
+        value = args.get(field_name)
+        match = VARIABLE.fullmatch(value) if isinstance(value, str) else None
+        if match and match.group(1) in env.vars:
+            try:
+                convert(env.vars[match.group(1)])
+            except ValueError:
+                problems.append(Problem(display, step.line, f"{field_name} {value}: variable {match.group(1)!r} is "
+                                        f"{env.vars[match.group(1)]!r}, not a number"))
     for field_name, table in NAMED_FIELDS.items():
         value = args.get(field_name)
         if not isinstance(value, str) or VARIABLE.search(value):

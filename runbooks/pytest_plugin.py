@@ -206,9 +206,8 @@ class RunbooksSession:
             record.observed = progress.skip_reason
             progress.records.append(run.record(record))
             return
-        resolved = {k: run.resolve(v) for k, v in args.items()}
         start = time.perf_counter()
-        result = run.evaluate(definition, resolved, progress.state, progress.region)
+        result = run.evaluate(definition, args, progress.state, progress.region)
         record = self._record(progress, step, result.outcome, elapsed_ms(start))
         record.resource, record.expected, record.observed = result.resource, result.expected, result.observed
         record.hint, record.manual_command = result.hint, result.manual_command

@@ -10,10 +10,11 @@ from __future__ import annotations
 import inspect
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from parse import with_pattern
 from pytest_bdd import parsers, step
 
 from .result import CheckResult
@@ -21,6 +22,37 @@ from .result import CheckResult
 CheckFunc = Callable[..., CheckResult]
 MANUAL_PREFIX = "manual:"
 _FIELD = re.compile(r"\{(\w+)(?::[^}]*)?\}")
+_NUMERIC_FIELD = re.compile(r"\{(\w+):([dg])\}")
+_PLACEHOLDER = r"\{[A-Za-z_][A-Za-z0-9_]*\}"
+
+
+@with_pattern(rf"[-+]?\d+|{_PLACEHOLDER}")
+def _int_or_variable(text: str) -> int | str:
+    return text if text.startswith("{") else int(text)
+
+
+@with_pattern(rf"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|{_PLACEHOLDER}")
+def _number_or_variable(text: str) -> float | str:
+    return text if text.startswith("{") else float(text)
+
+
+NUMBER_TYPES = {"d": ("IntOrVariable", _int_or_variable, int), "g": ("NumberOrVariable", _number_or_variable, float)}
+
+
+def numeric_parser(phrase: str) -> tuple[Any, dict[str, Callable[[str], Any]]]:
+    """A parser in which ``{n:d}``/``{x:g}`` also take a ``{variable}``, and the fields to convert after
+    the variable is resolved (``port {api_port} is listening`` with api_port = "18080")."""
+    numeric: dict[str, Callable[[str], Any]] = {}
+
+    def swap(match: re.Match[str]) -> str:
+        name, kind = match.groups()
+        type_name, _, convert = NUMBER_TYPES[kind]
+        numeric[name] = convert
+        return "{" + f"{name}:{type_name}" + "}"
+
+    pattern = _NUMERIC_FIELD.sub(swap, phrase)
+    extra = {type_name: func for type_name, func, _ in NUMBER_TYPES.values()}
+    return parsers.parse(pattern, extra_types=extra), numeric
 
 
 @dataclass(frozen=True)
@@ -35,6 +67,7 @@ class StepDefinition:
     choices: dict[str, tuple[str, ...]]
     validators: dict[str, Callable[[str], None]]
     guard: bool = False  # a FAIL/ERROR stops the whole run (exit 2): e.g. the wrong AWS account
+    numeric: dict[str, Callable[[str], Any]] = field(default_factory=dict)  # fields converted after resolving
 
     @property
     def name(self) -> str:
@@ -79,7 +112,10 @@ def check(
     """
 
     def decorate(func: CheckFunc) -> CheckFunc:
-        step_parser = parser or parsers.parse(phrase)
+        numeric: dict[str, Callable[[str], Any]] = {}
+        step_parser = parser
+        if step_parser is None:
+            step_parser, numeric = numeric_parser(phrase)
         definition = StepDefinition(
             phrase=phrase,
             func=func,
@@ -91,6 +127,7 @@ def check(
             choices=dict(choices or {}),
             validators=dict(validators or {}),
             guard=guard,
+            numeric=numeric,
         )
         if phrase in REGISTRY and REGISTRY[phrase].func.__qualname__ != func.__qualname__:
             raise ValueError(f"step phrase registered twice: {phrase!r}")

@@ -138,6 +138,7 @@ class Run:
         self.http.headers["User-Agent"] = f"runbooks/{__version__}"
         self.records: list[StepRecord] = []
         self.services: dict[str, ServiceSettings] = dict(env.services)
+        self.vars: dict[str, str] = dict(env.vars)
         self.redactor = Redactor.for_environment(env)
         self.started_at = datetime.now(UTC)
         self.finished_at: datetime | None = None
@@ -168,6 +169,7 @@ class Run:
             self._stoppers.append(sandbox.stop)
             for name, url in sandbox.service_urls().items():
                 self.services[name] = ServiceSettings(name=name, url=url)
+                self.vars[f"{name}_port"] = url.rsplit(":", 1)[1]
         return self
 
     def stop(self, status: str = "finished") -> None:
@@ -213,12 +215,24 @@ class Run:
     def resolve(self, value: Any) -> Any:
         if not isinstance(value, str):
             return value
-        return VARIABLE.sub(lambda m: self.env.vars.get(m.group(1), m.group(0)), value)
+        return VARIABLE.sub(lambda m: self.vars.get(m.group(1), m.group(0)), value)
+
+    def arguments(self, definition: StepDefinition, args: dict[str, Any]) -> dict[str, Any]:
+        """Arguments with variables resolved and numeric fields (``{port:d}``) converted."""
+        out = {name: self.resolve(value) for name, value in args.items()}
+        for name, convert in definition.numeric.items():
+            if isinstance(out.get(name), str):
+                try:
+                    out[name] = convert(out[name])
+                except ValueError:
+                    raise UnknownName(f"{name}: {args[name]} is {out[name]!r}, not a number") from None
+        return out
 
     def evaluate(self, definition: StepDefinition, args: dict[str, Any], state: ScenarioState,
                  region: str | None = None) -> CheckResult:
         """Run one check and turn any exception into an ERROR result; never raises."""
         try:
+            args = self.arguments(definition, args)
             result = definition.func(CheckContext(self, state, region), **args)
         except Finding as exc:
             result = exc.result

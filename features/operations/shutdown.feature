@@ -1,0 +1,52 @@
+@owner:platform-team @severity:high @reviewed:2026-11-21 @operational @shutdown
+Feature: Shut the platform down in dependency order
+  Purpose:
+    Take the platform down for maintenance without losing requests or data: stop traffic first, then
+    the API, then the cache. The database (DynamoDB) stays up; it is managed and holds the data. Before
+    anything stops, check that no infrastructure change is running and that the data is recoverable.
+
+  When to use:
+    Planned maintenance of the API hosts (patching, a Docker upgrade), a region exercise, or on the
+    Incident Commander's order. Start again with features/operations/startup.feature.
+
+  Prerequisites:
+    - An approved change ticket and a maintenance notice published 24 hours ahead (PROD).
+    - SSH access to the API hosts; read-only AWS access (`runbooks iam-policy`).
+
+  Escalation:
+    - A Terraform run holds the state lock: wait for it or ask its owner; never shut down mid-apply.
+    - The API does not drain within 10 minutes: the platform on-call decides whether to stop it anyway.
+
+  Rollback:
+    Start again in dependency order with features/operations/startup.feature.
+
+  References:
+    - features/operations/startup.feature
+    - features/backup_recovery/backup_and_recovery.feature
+
+  Background: the checks run against the intended account
+    Given the AWS account is "{account_id}"
+
+  Scenario: 1 - Nothing is changing the infrastructure
+    Then the Terraform lock table "{lock_table}" holds no lock older than 0 minutes
+    * manual: pause the deployment pipelines of this environment for the maintenance window
+
+  @integrity
+  Scenario: 2 - The data is recoverable before anything stops
+    Then the DynamoDB table "{tenants_table}" can be restored to any point in the last 24 hours
+    And the DynamoDB table "{audit_table}" can be restored to any point in the last 24 hours
+    And the backup plan "{backup_plan}" exists
+
+  Scenario: 3 - Stop traffic
+    Given manual: switch on the maintenance page
+    * manual: deregister the API hosts from the load balancer target group and wait for the deregistration delay (300 s)
+    * manual: check on the API dashboard that requests have dropped to zero
+
+  Scenario: 4 - Stop the API, then the cache
+    Given manual: on each API host: docker compose stop --timeout 30 api (in-flight requests finish)
+    * manual: check that nothing listens on port {api_port} any more: ss -ltn 'sport = :{api_port}'
+    * manual: on each API host: docker compose stop cache
+    * manual: leave the DynamoDB tables and the S3 buckets as they are: they hold the data and need no shutdown
+
+  Scenario: 5 - Record the shutdown
+    Given manual: post "platform stopped at <time UTC>" in #platform-ops and in the change ticket
