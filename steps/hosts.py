@@ -1,0 +1,574 @@
+"""Hosts named per environment, checked through testinfra: services, ports, files, processes, disk, memory,
+packages.
+
+Each environment names its hosts with testinfra connection strings::
+
+    [environments.prod.hosts]
+    web = "local://"                      # the machine running the checks
+    bastion = "paramiko://runner@10.0.0.5:22?ssh_identity_file=/home/ci/.ssh/id_ed25519&timeout=10"
+    jump = "ssh://runner@10.0.0.6:22?ssh_identity_file=/home/ci/.ssh/id_ed25519&ssh_config=/etc/runbooks/ssh_config"
+    api = "docker://api-container"
+
+- ``paramiko://USER@HOST:PORT?ssh_identity_file=KEY&timeout=S`` (recommended for SSH): one connection per
+  host per run, reused by every step. Host keys are accepted without verification (testinfra's default,
+  with a warning; an ``ssh_config=FILE`` holding ``StrictHostKeyChecking no`` silences it).
+- ``ssh://USER@HOST:PORT?ssh_identity_file=KEY&ssh_config=FILE&timeout=S``: the OpenSSH client, one process
+  per command, run with ``-o BatchMode=yes`` so a rejected key is an ERROR instead of a password prompt.
+  Host keys follow ``known_hosts`` and the ``ssh_config`` file (``StrictHostKeyChecking``).
+- Any other testinfra connection string (``docker://``, ``podman://``, ``kubectl://`` ...) works as well.
+
+A host that cannot be reached (refused, timed out, key rejected, unknown host key) makes every step on it
+an ERROR with the reason; the attempt is made once per run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import re
+import socket
+import urllib.parse
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from runbooks.registry import check
+from runbooks.result import CheckResult
+from runbooks.run import CheckContext, Finding, UnknownName
+
+PROBE_TOKEN = "runbooks-probe-ok"
+SSH_SCHEMES = ("ssh", "safe-ssh")
+# Linux keeps only the first 15 characters of a process name (TASK_COMM_LEN - 1) in `comm`.
+COMM_LEN = 15
+GIB = 1024**3
+
+# Where the service check looks for a service manager (module level so tests can point them elsewhere).
+SYSTEMD_RUNTIME_DIR = "/run/systemd/system"  # exists only when systemd is PID 1 (sd_booted)
+SBIN_DIRS = ("/usr/sbin", "/sbin")  # `service`/`rc-service` are often not on a non-root user's PATH
+INIT_D = "/etc/init.d"
+
+
+# connections -----------------------------------------------------------------------------------
+
+
+@dataclass
+class HostTarget:
+    """A testinfra host of this run, or why it cannot be reached."""
+
+    url: str
+    label: str
+    host: Any = None  # testinfra.host.Host
+    error: str = ""
+    hint: str = ""
+
+    def close(self) -> None:
+        backend = getattr(self.host, "backend", None)
+        client = vars(backend).get("client") if backend is not None else None  # paramiko: only if connected
+        if client is not None:
+            client.close()
+
+
+def display_url(url: str) -> str:
+    """The URL without its query (key paths, options) and without any password."""
+    parts = urllib.parse.urlsplit(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, _, hostport = netloc.rpartition("@")
+        netloc = f"{userinfo.split(':', 1)[0]}@{hostport}"
+    return f"{parts.scheme}://{netloc}{parts.path}"
+
+
+def _connection_hint(url: str) -> str:
+    if urllib.parse.urlsplit(url).scheme in ("paramiko", *SSH_SCHEMES):
+        return ("check that the host is up, sshd listens on that port and a firewall lets this machine in; "
+                "check the user and ssh_identity_file in the host URL in runbooks.toml")
+    return "check the host's connection string in runbooks.toml and that the target is up"
+
+
+def describe_connection_error(exc: BaseException, url: str) -> tuple[str, str]:
+    """(reason, hint) for an exception raised while talking to a host; never raises."""
+    parts = urllib.parse.urlsplit(url)
+    where = parts.hostname or url
+    if parts.port:
+        where = f"{where}:{parts.port}"
+    user = parts.username or "the current user"
+    key_hint = (f"check that the key in ssh_identity_file is authorised for {user} on the host "
+                "(~/.ssh/authorized_keys) and that the user name is right")
+    name = type(exc).__name__
+    text = str(exc)
+    if name in ("AuthenticationException", "BadAuthenticationType", "PasswordRequiredException"):
+        return f"ssh authentication failed for {user} at {where}: {text or name}", key_hint
+    if name == "NoValidConnectionsError" or isinstance(exc, ConnectionRefusedError):
+        return f"connection refused by {where}", "check that sshd runs on the host and listens on that port"
+    if isinstance(exc, socket.gaierror):
+        return f"cannot resolve host name {parts.hostname!r}: {text}", "check the host name in runbooks.toml"
+    if isinstance(exc, TimeoutError):  # socket.timeout is TimeoutError
+        return (f"no answer from {where} within the connection timeout",
+                "check that the host is up and reachable from here (VPN, security groups, firewall)")
+    if isinstance(exc, RuntimeError) and exc.args and hasattr(exc.args[0], "stderr"):
+        # testinfra's ssh backend: ssh exited 255; its stderr says why.
+        stderr = " ".join(str(exc.args[0].stderr).split()) or "ssh exited with status 255"
+        lowered = stderr.lower()
+        if "permission denied" in lowered:
+            return f"ssh authentication failed for {user} at {where}: {stderr}", key_hint
+        if "host key verification failed" in lowered or "remote host identification has changed" in lowered:
+            return (f"ssh refused the host key of {where}: {stderr}",
+                    "add the host's key to known_hosts (ssh-keyscan) or set StrictHostKeyChecking in the "
+                    "ssh_config file named in the host URL")
+        if "refused" in lowered:
+            return (f"connection refused by {where}: {stderr}",
+                    "check that sshd runs on the host and listens on that port")
+        if "timed out" in lowered:
+            return f"no answer from {where}: {stderr}", "check that the host is up and reachable from here"
+        return f"ssh to {where} failed: {stderr}", _connection_hint(url)
+    if name == "SSHException" or "ssh" in type(exc).__module__:
+        return f"ssh session with {where} failed: {text or name}", _connection_hint(url)
+    if isinstance(exc, OSError):
+        return f"cannot connect to {where}: {text or name}", _connection_hint(url)
+    return f"cannot use {display_url(url)}: {name}: {text}", _connection_hint(url)
+
+
+def _backend_options(url: str) -> dict[str, Any]:
+    if urllib.parse.urlsplit(url).scheme in SSH_SCHEMES:
+        # Never prompt for a password or passphrase: a prompt would hang the run.
+        return {"ssh_extra_args": "-o BatchMode=yes"}
+    return {}
+
+
+def connect(url: str, label: str) -> HostTarget:
+    """A new testinfra host for ``url`` (not testinfra's process-wide cache: the run closes what it opened),
+    probed once so that an unreachable host is known before any check reads a fact from it."""
+    import testinfra.backend
+    import testinfra.host
+
+    target = HostTarget(url, label)
+    try:
+        backend = testinfra.backend.get_backend(url, **_backend_options(url))
+        host = testinfra.host.Host(backend)
+        backend.set_host(host)
+        target.host = host
+        out = host.run("echo %s", PROBE_TOKEN)
+    except Exception as exc:  # noqa: BLE001 - whatever stops the probe makes the host unreachable
+        target.error, target.hint = describe_connection_error(exc, url)
+        return target
+    if out.rc != 0 or PROBE_TOKEN not in out.stdout:
+        detail = " ".join((out.stderr or out.stdout).split())[:300] or f"exit status {out.rc}"
+        target.error = f"the host did not run a probe command: {detail}"
+        target.hint = _connection_hint(url)
+    return target
+
+
+@dataclass(frozen=True)
+class HostCall:
+    """One check on one host: the run's connection plus what the check expects and how to see it by hand,
+    so that every ERROR carries them too."""
+
+    target: HostTarget
+    expected: str
+    manual: str
+
+    @property
+    def label(self) -> str:
+        return self.target.label
+
+    @property
+    def host(self) -> Any:
+        return self.target.host
+
+    def with_manual(self, manual: str) -> HostCall:
+        return HostCall(self.target, self.expected, manual)
+
+    def passed(self, observed: str) -> CheckResult:
+        return CheckResult.passed(self.label, self.expected, observed, manual_command=self.manual)
+
+    def failed(self, observed: str, hint: str) -> CheckResult:
+        return CheckResult.failed(self.label, self.expected, observed, hint, manual_command=self.manual)
+
+    def errored(self, observed: str, hint: str) -> CheckResult:
+        return CheckResult.errored(self.label, observed, hint, expected=self.expected, manual_command=self.manual)
+
+    @contextlib.contextmanager
+    def reading(self, what: str, hint: str) -> Iterator[None]:
+        """Turn any failure to read a fact from the host into an ERROR naming the host and what was read."""
+        try:
+            yield
+        except Finding:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a failure to read is an ERROR, never a PASS or FAIL
+            if _is_connection_error(exc):
+                reason, connection_hint = describe_connection_error(exc, self.target.url)
+                raise Finding(self.errored(f"lost the host while trying to {what}: {reason}",
+                                           connection_hint)) from None
+            detail = " ".join(str(exc).split())[:300] or type(exc).__name__
+            raise Finding(self.errored(f"could not {what}: {type(exc).__name__}: {detail}", hint)) from None
+
+
+def on_host(ctx: CheckContext, name: str, expected: str, manual: str) -> HostCall:
+    """The run's connection to the host named ``name``; ERROR (as a Finding) when it cannot be reached."""
+    try:
+        url = ctx.env.hosts[name]
+    except KeyError:
+        from runbooks.preflight import registry_hint
+
+        raise UnknownName(
+            f"host {name!r} is not defined by environment {ctx.env.name!r}" + registry_hint(name, list(ctx.env.hosts))
+        ) from None
+    label = f"host {name} ({display_url(url)})"
+    target: HostTarget = ctx.run.resource(("testinfra", url), lambda: connect(url, label), HostTarget.close)
+    call = HostCall(target, expected, manual)
+    if target.error:
+        raise Finding(call.errored(f"cannot reach the host: {target.error}", target.hint))
+    return call
+
+
+def _is_connection_error(exc: BaseException) -> bool:
+    if isinstance(exc, OSError | EOFError):
+        return True
+    if isinstance(exc, RuntimeError) and exc.args and hasattr(exc.args[0], "stderr"):
+        return True
+    return "paramiko" in type(exc).__module__
+
+
+def _first_line(text: str, limit: int = 200) -> str:
+    for line in text.splitlines():
+        if line.strip():
+            return " ".join(line.split())[:limit]
+    return ""
+
+
+def _gib(n_bytes: float) -> str:
+    return f"{n_bytes / GIB:.1f} GiB"
+
+
+def _absolute_path(value: str) -> None:
+    if not value.startswith("/"):
+        raise ValueError("must be an absolute path (start with /)")
+
+
+# services --------------------------------------------------------------------------------------
+
+
+def _service_manager_probe() -> str:
+    """A shell snippet printing ``systemd``, ``openrc PATH``, ``sysv PATH``, ``initd`` or ``none``."""
+    def find(command: str) -> str:
+        candidates = " ".join(f"{d}/{command}" for d in SBIN_DIRS)
+        return (f'{{ p=$(command -v {command} 2>/dev/null) || for p in {candidates}; do [ -x "$p" ] && break; '
+                f'p=""; done; [ -n "$p" ]; }}')
+
+    return (f"if [ -d {SYSTEMD_RUNTIME_DIR} ]; then echo systemd; "
+            f'elif {find("rc-service")}; then echo "openrc $p"; '
+            f'elif {find("service")}; then echo "sysv $p"; '
+            f"elif [ -d {INIT_D} ]; then echo initd; else echo none; fi")
+
+
+def service_verdict(call: HostCall, manager: str, name: str, rc: int, stdout: str, stderr: str,
+                    load_state: str = "") -> CheckResult:
+    """Interpret the status command of ``manager`` (systemd, openrc, sysv, initd) for service ``name``."""
+    text = _first_line(stdout) or _first_line(stderr)
+    start_hint = {
+        "systemd": f"start it (systemctl start {name}) and see why it stopped: systemctl status {name}; "
+                   f"journalctl -u {name} -n 50",
+        "openrc": f"start it (rc-service {name} start) and read its logs",
+    }.get(manager, f"start it (service {name} start) and read its logs; if this host runs services without an "
+                   f"init system (a container), check the process instead: the process \"{name}\" is running")
+    missing_hint = f"install or enable the {name} service on this host, or correct the service name in the runbook"
+    if manager == "systemd":
+        state = _first_line(stdout)
+        if rc == 0 and state in ("active", "reloading"):
+            return call.passed(f"{state} (systemd)")
+        if load_state == "not-found":
+            return call.failed(f"no systemd unit named {name} (LoadState=not-found)", missing_hint)
+        if state in ("inactive", "failed", "activating", "deactivating", "maintenance", "refreshing"):
+            return call.failed(f"{state} (systemd)", start_hint)
+        return call.errored(f"systemctl gave no service state (exit {rc}): {text or 'no output'}",
+                            "check that systemd answers on the host: systemctl is-system-running")
+    tool = {"openrc": "OpenRC", "sysv": "SysV init", "initd": "init script"}.get(manager, manager)
+    lowered = f"{stdout}\n{stderr}".lower()
+    if rc == 0:
+        return call.passed(f"running ({tool}: {text or 'status exit 0'})")
+    if "unrecognized service" in lowered or "does not exist" in lowered or rc == 127:
+        return call.failed(f"no service named {name} ({tool}: {text or f'exit {rc}'})", missing_hint)
+    # LSB status codes: 1 dead with pid file, 2 dead with lock file, 3 not running; OpenRC: 3 stopped.
+    if rc in (1, 2, 3):
+        return call.failed(f"not running ({tool}, status exit {rc}: {text or 'no output'})", start_hint)
+    return call.errored(f"{tool} could not tell the state of {name} (status exit {rc}: {text or 'no output'})",
+                        f"run the status command by hand on the host: {call.manual}")
+
+
+@check('on host "{host}", the service "{name}" is running', manual="systemctl is-active {name}")
+def service_running(ctx: CheckContext, host: str, name: str) -> CheckResult:
+    """The service manager of the host says the service runs: systemd (`systemctl is-active`), else OpenRC
+    (`rc-service NAME status`), else SysV init (`service NAME status`, LSB exit codes). FAIL when it is
+    stopped, failed or unknown to the manager; ERROR when no service manager answers (a container without
+    an init system: check the process or its port instead) or the host cannot be reached."""
+    call = on_host(ctx, host, f"service {name} running", f"systemctl is-active {name}")
+    with call.reading("find the service manager", "check that /bin/sh works on the host"):
+        detected = call.host.run(_service_manager_probe()).stdout.strip().split(maxsplit=1)
+    manager = detected[0] if detected else "none"
+    tool = detected[1] if len(detected) > 1 else ""
+    if manager == "systemd":
+        with call.reading(f"ask systemd about {name}", "check that systemctl works on the host"):
+            out = call.host.run("systemctl is-active -- %s", name)
+            load = ""
+            if out.rc != 0:
+                load = call.host.run("systemctl show -p LoadState --value -- %s", name).stdout.strip()
+        return service_verdict(call, "systemd", name, out.rc, out.stdout, out.stderr, load)
+    if manager in ("openrc", "sysv", "initd"):
+        command = f"{tool} %s status" if tool else f"{INIT_D}/%s status"
+        call = call.with_manual(command.replace("%s", name))
+        with call.reading(f"ask the init system about {name}", "check the init script on the host"):
+            if manager == "initd" and not call.host.file(f"{INIT_D}/{name}").exists:
+                return service_verdict(call, manager, name, 127, "", f"no {INIT_D}/{name}")
+            out = call.host.run(command, name)
+        return service_verdict(call, manager, name, out.rc, out.stdout, out.stderr)
+    return call.errored(
+        f"no service manager answered: no systemd running as PID 1, no OpenRC, no SysV `service` or {INIT_D} "
+        "on this host (typical of a container), so the state of a service cannot be asked",
+        f'check what the service does instead: the process "{name}" is running, or its port is listening',
+    )
+
+
+# ports -----------------------------------------------------------------------------------------
+
+
+def _tcp_listeners(sockets: list[str], port: int) -> list[str]:
+    """``host:port`` of every listening TCP socket on ``port`` in testinfra's ``tcp://HOST:PORT`` list
+    (wildcards included: 0.0.0.0, ::, and `*` which testinfra reports as both)."""
+    found = []
+    for spec in sockets:
+        if not spec.startswith("tcp://"):
+            continue
+        address, _, port_text = spec[len("tcp://"):].rpartition(":")
+        if port_text.isdigit() and int(port_text) == port:
+            address = address.strip("[]")
+            found.append(f"[{address}]:{port}" if ":" in address else f"{address}:{port}")
+    return found
+
+
+def _port_list(sockets: list[str]) -> str:
+    ports = sorted({int(s.rpartition(":")[2]) for s in sockets
+                    if s.startswith("tcp://") and s.rpartition(":")[2].isdigit()})
+    if not ports:
+        return "none"
+    shown = ", ".join(str(p) for p in ports[:20])
+    return shown + (f" and {len(ports) - 20} more" if len(ports) > 20 else "")
+
+
+def _not_a(what: str, host: str, expected: str, manual: str) -> CheckResult:
+    return CheckResult.errored(f"host {host}", what, "correct the runbook", expected=expected, manual_command=manual)
+
+
+@check('on host "{host}", port {port:d} is listening', manual="ss -ltn")
+def port_listening(ctx: CheckContext, host: str, port: int) -> CheckResult:
+    """Some socket on the host listens on the TCP port, whatever address it is bound to (127.0.0.1,
+    0.0.0.0, ::, a single interface): read from `ss` (or `netstat`) on the host, so it also sees ports a
+    firewall hides from the network."""
+    expected, manual = f"a socket listening on TCP port {port}", f"ss -ltn 'sport = :{port}'"
+    if not 0 < port < 65536:
+        return _not_a(f"{port} is not a TCP port number (1-65535)", host, expected, manual)
+    call = on_host(ctx, host, expected, manual)
+    with call.reading("list the listening sockets", "install iproute2 (ss) or net-tools (netstat) on the host"):
+        sockets = list(call.host.socket.get_listening_sockets())
+    if not sockets:
+        # ss/netstat failing (no netlink in a sandbox, no permission) prints nothing rather than failing.
+        return call.errored("ss/netstat reported no listening sockets at all",
+                            "run the command by hand on the host and check that it can read sockets")
+    found = _tcp_listeners(sockets, port)
+    if found:
+        return call.passed("listening on " + ", ".join(found))
+    return call.failed(f"nothing listens on TCP port {port} (listening TCP ports: {_port_list(sockets)})",
+                       f"start the service that should listen on {port}, and check its configured port and "
+                       "bind address")
+
+
+# files and processes ---------------------------------------------------------------------------
+
+
+@check('on host "{host}", the file "{path}" exists', manual="ls -ld {path}",
+       validators={"path": _absolute_path})
+def file_exists(ctx: CheckContext, host: str, path: str) -> CheckResult:
+    """Something exists at the absolute path (file, directory, or a symlink that resolves), as the
+    connecting user sees it. A path hidden by permissions is an ERROR, not a FAIL."""
+    call = on_host(ctx, host, f"{path} exists", f"ls -ld {path}")
+    with call.reading(f"look at {path}", "check that the connecting user may read the path"):
+        if call.host.file(path).exists:
+            detail = call.host.run("stat -L -c '%%F, %%s bytes, owner %%U:%%G, mode %%a' -- %s", path)
+            shown = detail.stdout.strip() if detail.rc == 0 else ""
+            return call.passed(f"exists ({shown})" if shown else "exists")
+        reason = _first_line(call.host.run("ls -ld -- %s", path).stderr)
+    if "permission denied" in reason.lower():
+        return call.errored(f"cannot see {path}: {reason}", "connect as a user that may read the path's directories")
+    return call.failed(f"no such file or directory ({reason or 'test -e failed'})",
+                       f"create or restore {path} (redeploy the package or configuration that owns it), "
+                       "or correct the path in the runbook")
+
+
+@check('on host "{host}", the process "{name}" is running', manual="ps -C {name} -o pid,user,args")
+def process_running(ctx: CheckContext, host: str, name: str) -> CheckResult:
+    """At least one process whose command name (`comm`, as `ps -C` matches it; Linux keeps its first 15
+    characters) is the given name runs on the host. Works without any service manager."""
+    comm = name[:COMM_LEN]
+    call = on_host(ctx, host, f"a process named {name}", f"ps -C {comm} -o pid,user,args")
+    with call.reading("list the processes", "install procps (ps) on the host"):
+        processes = call.host.process.filter(comm=comm)
+    if not processes:
+        return call.failed(f"no process named {comm} is running",
+                           f"start {name} (through its service manager or supervisor) and read its logs to see "
+                           "why it stopped")
+    shown = "; ".join(f"pid {p['pid']}: {' '.join(str(p['args']).split())[:80]}" for p in processes[:3])
+    more = f"; and {len(processes) - 3} more" if len(processes) > 3 else ""
+    count = f"{len(processes)} process{'es' if len(processes) > 1 else ''}"
+    return call.passed(f"{count} ({shown}{more})")
+
+
+# capacity --------------------------------------------------------------------------------------
+
+_DF_LINE = re.compile(
+    r"^(?P<fs>.+?)\s+(?P<size>\d+)\s+(?P<used>\d+)\s+(?P<avail>\d+)\s+(?P<cap>\d+%|-)\s+(?P<mount>/.*)$"
+)
+
+
+@dataclass(frozen=True)
+class DiskUsage:
+    filesystem: str
+    mounted_on: str
+    size_bytes: int
+    used_bytes: int
+    available_bytes: int
+
+    @property
+    def free_ratio(self) -> float:
+        """Available over used + available, as `df` computes its Capacity (blocks reserved for root excluded)."""
+        usable = self.used_bytes + self.available_bytes
+        return self.available_bytes / usable if usable else 0.0
+
+
+def parse_df(output: str) -> DiskUsage:
+    """The last data line of `df -P` (1024-byte blocks); ValueError when there is none."""
+    for line in reversed(output.strip().splitlines()[1:]):
+        match = _DF_LINE.match(line.strip())
+        if match:
+            kib = 1024
+            return DiskUsage(match["fs"], match["mount"], int(match["size"]) * kib, int(match["used"]) * kib,
+                             int(match["avail"]) * kib)
+    raise ValueError(f"no filesystem line in df output: {_first_line(output) or 'empty'}")
+
+
+@check('on host "{host}", the filesystem "{mount}" has at least {percent:d}% free space', manual="df -P {mount}",
+       validators={"mount": _absolute_path})
+def filesystem_free(ctx: CheckContext, host: str, mount: str, percent: int) -> CheckResult:
+    """The filesystem holding the path has at least the given share of its space available to ordinary
+    users (`df -P`: available / (used + available), the complement of df's Capacity)."""
+    expected, manual = f"at least {percent}% free", f"df -P {mount}"
+    if not 0 <= percent <= 100:
+        return _not_a(f"{percent}% is not a percentage (0-100)", host, expected, manual)
+    call = on_host(ctx, host, expected, manual)
+    with call.reading(f"run df on {mount}", "check that df (coreutils) exists on the host"):
+        out = call.host.run("df -P -- %s", mount)
+    if out.rc != 0:
+        reason = _first_line(out.stderr) or f"df exited {out.rc}"
+        if "no such file" in reason.lower():
+            return call.failed(f"{mount} does not exist ({reason})",
+                               f"mount the filesystem at {mount}, or correct the path in the runbook")
+        return call.errored(f"df could not read {mount}: {reason}", "run the command by hand on the host")
+    try:
+        usage = parse_df(out.stdout)
+    except ValueError as exc:
+        return call.errored(str(exc), "run the command by hand on the host")
+    if usage.used_bytes + usage.available_bytes == 0:
+        return call.errored(f"{usage.mounted_on} ({usage.filesystem}) reports no size",
+                            "point the step at a disk-backed filesystem")
+    free_pct = math.floor(usage.free_ratio * 100)
+    observed = f"{free_pct}% free ({_gib(usage.available_bytes)} of {_gib(usage.size_bytes)})"
+    if usage.mounted_on != mount:
+        observed += f", on the filesystem mounted on {usage.mounted_on}"
+    if usage.free_ratio * 100 >= percent:
+        return call.passed(observed)
+    return call.failed(observed, f"free space on {usage.mounted_on}: find what grew (du -xh {usage.mounted_on} "
+                                 "--max-depth=2 | sort -h | tail), rotate or delete old logs and artefacts, or "
+                                 "grow the volume")
+
+
+def parse_meminfo(text: str) -> dict[str, int]:
+    """/proc/meminfo as bytes by field name."""
+    values: dict[str, int] = {}
+    for line in text.splitlines():
+        key, _, rest = line.partition(":")
+        fields = rest.split()
+        if fields and fields[0].isdigit():
+            values[key.strip()] = int(fields[0]) * (1024 if fields[1:2] == ["kB"] else 1)
+    return values
+
+
+@check('on host "{host}", memory usage is below {percent:d}%',
+       manual="grep -E 'MemTotal|MemAvailable' /proc/meminfo")
+def memory_below(ctx: CheckContext, host: str, percent: int) -> CheckResult:
+    """Memory in use, (MemTotal - MemAvailable) / MemTotal from /proc/meminfo, is below the given share.
+    MemAvailable counts reclaimable cache as available, as `free` does. In a container /proc/meminfo shows
+    the machine's memory, not the container's limit."""
+    expected, manual = f"memory usage below {percent}%", "grep -E 'MemTotal|MemAvailable' /proc/meminfo"
+    if not 0 <= percent <= 100:
+        return _not_a(f"{percent}% is not a percentage (0-100)", host, expected, manual)
+    call = on_host(ctx, host, expected, manual)
+    with call.reading("read /proc/meminfo", "this check needs a Linux host"):
+        out = call.host.run("cat /proc/meminfo")
+    info = parse_meminfo(out.stdout) if out.rc == 0 else {}
+    total = info.get("MemTotal", 0)
+    if not total:
+        reason = _first_line(out.stderr) or "no MemTotal"
+        return call.errored(f"cannot read /proc/meminfo: {reason}", "this check needs a Linux host")
+    note = ""
+    available = info.get("MemAvailable")
+    if available is None:  # kernels before 3.14
+        available = info.get("MemFree", 0) + info.get("Buffers", 0) + info.get("Cached", 0)
+        note = ", estimated from MemFree+Buffers+Cached"
+    used = total - available
+    used_pct = used * 100 / total
+    observed = f"{math.floor(used_pct)}% used ({_gib(used)} of {_gib(total)}; {_gib(available)} available{note})"
+    if used_pct < percent:
+        return call.passed(observed)
+    return call.failed(observed, "find the largest consumers (ps aux --sort=-rss | head), look for a leak or a "
+                                 "runaway job, restart or scale it; check the OOM killer in dmesg")
+
+
+# packages --------------------------------------------------------------------------------------
+
+_PACKAGE_COMMANDS: dict[str, Callable[[str], str]] = {
+    "DebianPackage": lambda n: f"dpkg-query -W -f='${{Status}} ${{Version}}\\n' {n}",
+    "RpmPackage": lambda n: f"rpm -q {n}",
+    "AlpinePackage": lambda n: f"apk info -e {n}",
+    "ArchPackage": lambda n: f"pacman -Q {n}",
+    "FreeBSDPackage": lambda n: f"pkg query %n-%v {n}",
+    "OpenBSDPackage": lambda n: f"pkg_info -e '{n}-*'",
+    "HomebrewPackage": lambda n: f"brew list --versions {n}",
+}
+
+
+@check('on host "{host}", the package "{name}" is installed', manual="dpkg-query -W {name}")
+def package_installed(ctx: CheckContext, host: str, name: str) -> CheckResult:
+    """The host's package manager (dpkg, rpm, apk, pacman, pkg, brew; as testinfra detects it) lists the
+    package as installed. ERROR when the host has no package manager testinfra knows."""
+    call = on_host(ctx, host, f"package {name} installed", f"dpkg-query -W {name}")
+    with call.reading("find the package manager", "this check needs dpkg, rpm, apk, pacman, pkg or brew"):
+        try:
+            package = call.host.package(name)
+        except NotImplementedError:
+            raise Finding(call.errored("no package manager that testinfra knows (dpkg, rpm, apk, pacman, pkg, "
+                                       "brew) answered on the host", "check the package by hand on the host")
+                          ) from None
+    # testinfra hands out a subclass named after the implementation (DebianPackage, RpmPackage, ...).
+    kind = next((c.__name__ for c in type(package).__mro__ if c.__name__ in _PACKAGE_COMMANDS), "")
+    if kind:
+        call = call.with_manual(_PACKAGE_COMMANDS[kind](name))
+    manager = kind.removesuffix("Package").lower() or "package manager"
+    with call.reading(f"ask the package manager about {name}", "run the command by hand on the host"):
+        installed = package.is_installed
+        version = ""
+        if installed:
+            with contextlib.suppress(Exception):  # not every manager reports a version
+                version = str(package.version)
+    if installed:
+        return call.passed(f"installed{' ' + version if version else ''} ({manager})")
+    return call.failed(f"not installed ({manager})",
+                       f"install {name} through the host's configuration management (not by hand), or correct "
+                       "the package name in the runbook")
