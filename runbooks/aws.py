@@ -49,6 +49,39 @@ THROTTLING_CODES = {
 }
 
 
+# IAM actions named differently from their API operation (S3 keeps historical names); others are service:Operation.
+IAM_ACTIONS = {
+    ("s3", "HeadBucket"): "s3:ListBucket",
+    ("s3", "ListObjects"): "s3:ListBucket",
+    ("s3", "ListObjectsV2"): "s3:ListBucket",
+    ("s3", "HeadObject"): "s3:GetObject",
+    ("s3", "GetBucketEncryption"): "s3:GetEncryptionConfiguration",
+    ("s3", "GetPublicAccessBlock"): "s3:GetBucketPublicAccessBlock",
+    ("s3", "GetBucketReplication"): "s3:GetReplicationConfiguration",
+    ("s3", "GetBucketLifecycleConfiguration"): "s3:GetLifecycleConfiguration",
+    ("s3control", "GetPublicAccessBlock"): "s3:GetAccountPublicAccessBlock",
+}
+_DENIED_CODES = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation"}
+
+
+def iam_action(service: str, operation: str) -> str:
+    """The IAM action that authorises ``operation`` of the botocore ``service``."""
+    return IAM_ACTIONS.get((service, operation)) or f"{'s3' if service == 's3control' else service}:{operation}"
+
+
+def _name_iam_action(http_response: Any = None, parsed: Any = None, model: Any = None, **_: Any) -> None:
+    """``after-call``: note on a denial the IAM action it needs (S3's and stubs' messages leave it out)."""
+    if http_response is None or model is None or not isinstance(parsed, dict):
+        return
+    error = parsed.setdefault("Error", {})
+    code = error.get("Code", "")
+    if code in _DENIED_CODES or (http_response.status_code == 403 and code in ("403", "")):  # "403": no body
+        error["IamAction"] = iam_action(model.service_model.service_name, model.name)
+        inner = re.search(r"<Message>(.*?)</Message>", str(error.get("Message", "")), re.S)
+        if inner:  # a stub answered an XML error document to a JSON API: keep its message
+            error["Message"] = inner.group(1)
+
+
 def is_read_operation(operation: str) -> bool:
     return operation in READ_OPERATIONS or operation.startswith(READ_PREFIXES)
 
@@ -151,8 +184,10 @@ def describe_error(exc: BaseException, target: str = "aws") -> str | None:
         code = error_code(exc)
         operation = getattr(exc, "operation_name", "?")
         message = exc.response.get("Error", {}).get("Message", "")
-        if code in ACCESS_CODES:
-            return f"access denied for {operation} ({code}): {message}".rstrip(": ")
+        needed = exc.response.get("Error", {}).get("IamAction", "")
+        if code in ACCESS_CODES or (needed and not code):
+            reason = f"access denied for {operation} ({code or 'HTTP 403'}): {message}".rstrip(": ")
+            return reason + (f"; needs {needed}" if needed and needed not in message else "")
         if code in THROTTLING_CODES:
             return f"throttled on {operation} ({code}) after retries"
         if code in {"NotImplemented", "InternalFailure", "InternalError", "ServiceUnavailable", "500"}:
@@ -174,6 +209,8 @@ class AwsTarget:
         self._memo: dict[Hashable, Future[Any]] = {}
         self._session: boto3.Session | None = None
         self.calls = 0  # API calls actually made by this run's clients (memo hits excluded)
+        # its own lock: AssumeRole is counted while session() holds self._lock
+        self._calls_lock = threading.Lock()
 
     @property
     def name(self) -> str:
@@ -222,11 +259,12 @@ class AwsTarget:
         if self.read_only:
             session.events.register("before-call.*.*", _guard)
         session.events.register("before-call.*.*", self._count)
+        session.events.register("after-call.*.*", _name_iam_action)
         if self.name != "live":
             session.events.register("needs-retry", _stub_gap_handler(self.name))
 
     def _count(self, **_: Any) -> None:
-        with self._lock:
+        with self._calls_lock:
             self.calls += 1
 
     def client(self, service: str, region: str | None = None) -> Any:
@@ -246,7 +284,8 @@ class AwsTarget:
                     config=self.boto_config(),
                 )
                 if self.settings.endpoint_url and service == "s3control":
-                    client.meta.events.register("before-sign.s3-control", _endpoint_host(self.settings.endpoint_url))
+                    same_host = _endpoint_host(self.settings.endpoint_url)
+                    client.meta.events.register("before-sign.s3-control", same_host)
                 self._clients[key] = client
             return self._clients[key]
 

@@ -13,6 +13,7 @@ DOMAIN_TITLES = {
     "aws_backup": "AWS Backup",
     "aws_cloudwatch": "CloudWatch",
     "aws_fleet": "Fleets (every matching resource)",
+    "aws_terraform": "Terraform state",
     "http": "HTTP services",
     "hosts": "Hosts (testinfra)",
     "containers": "Containers (Docker)",

@@ -16,15 +16,18 @@ from runbooks.aws import ReadOnlyViolation, is_read_operation
 from runbooks.registry import StepDefinition
 from runbooks.result import CheckResult, Outcome
 from runbooks.run import CheckContext, Run, ScenarioState
-from tests.support.moto_server import MotoServer, endpoint_credentials, moto_server  # noqa: F401
+from tests.support.moto_server import MotoServer
 
-pytestmark = pytest.mark.usefixtures("endpoint_credentials")
+pytest_plugins = ["tests.support.moto_server"]  # fixtures: moto_server, endpoint_credentials
+
+# bounded: a deadlock in the client set-up must fail, not hang (needs pytest-timeout, from the test extras)
+pytestmark = [pytest.mark.usefixtures("endpoint_credentials"), pytest.mark.timeout(60)]
 
 
 @pytest.fixture
-def endpoint_run(moto_server: MotoServer, run_factory: Callable[..., Run]) -> Run:  # noqa: F811
+def endpoint_run(moto_server: MotoServer, run_factory: Callable[..., Run]) -> Run:
     return run_factory(
-        f'aws = {{ target = "endpoint", url = "{moto_server.url}", region = "us-east-1", max_attempts = 1 }}\n'
+        f'aws = {{ target = "endpoint", url = "{moto_server.url}", region = "us-east-1", max_attempts = 1}}\n'
     )
 
 
@@ -33,7 +36,8 @@ def bucket_names(server: MotoServer) -> set[str]:
 
 
 def test_create_bucket_is_refused_and_never_reaches_the_server(
-    moto_server: MotoServer, endpoint_run: Run  # noqa: F811
+    moto_server: MotoServer,
+    endpoint_run: Run,
 ) -> None:
     with pytest.raises(ReadOnlyViolation) as refused:
         endpoint_run.aws.client("s3").create_bucket(Bucket="guard-refused-bucket")
@@ -51,7 +55,8 @@ def test_create_bucket_is_refused_and_never_reaches_the_server(
 
 
 def test_reads_pass_the_guard_and_mutations_of_existing_resources_do_not(
-    moto_server: MotoServer, endpoint_run: Run  # noqa: F811
+    moto_server: MotoServer,
+    endpoint_run: Run,
 ) -> None:
     plain = moto_server.client("s3")
     plain.create_bucket(Bucket="guard-existing-bucket")
@@ -72,11 +77,14 @@ def test_reads_pass_the_guard_and_mutations_of_existing_resources_do_not(
     assert "Status" not in plain.get_bucket_versioning(Bucket="guard-existing-bucket")
     assert plain.list_objects_v2(Bucket="guard-existing-bucket")["KeyCount"] == 0
     assert "guard-existing-bucket" in bucket_names(moto_server)
-    assert not [line for line in moto_server.requests_seen() if line.startswith(("PUT /guard-existing-bucket?",
-                                                                                   "DELETE /guard-existing"))]
+    assert not [
+        line
+        for line in moto_server.requests_seen()
+        if line.startswith(("PUT /guard-existing-bucket?", "DELETE /guard-existing"))
+    ]
 
 
-def test_dynamodb_mutation_is_refused(moto_server: MotoServer, endpoint_run: Run) -> None:  # noqa: F811
+def test_dynamodb_mutation_is_refused(moto_server: MotoServer, endpoint_run: Run) -> None:
     plain = moto_server.client("dynamodb")
     plain.create_table(
         TableName="guard-table",
@@ -94,21 +102,25 @@ def test_dynamodb_mutation_is_refused(moto_server: MotoServer, endpoint_run: Run
 
 
 def test_assumed_role_session_is_guarded_too(
-    moto_server: MotoServer, run_factory: Callable[..., Run]  # noqa: F811
+    moto_server: MotoServer,
+    run_factory: Callable[..., Run],
 ) -> None:
     run = run_factory(
         f'aws = {{ target = "endpoint", url = "{moto_server.url}", region = "us-east-1", max_attempts = 1, '
         'role_arn = "arn:aws:iam::123456789012:role/runbooks-readonly" }\n'
     )
     client = run.aws.client("s3")
-    assert client.list_buckets()["ResponseMetadata"]["HTTPStatusCode"] == 200  # AssumeRole itself went through
+    assert (
+        client.list_buckets()["ResponseMetadata"]["HTTPStatusCode"] == 200
+    )  # AssumeRole itself went through
     with pytest.raises(ReadOnlyViolation):
         client.create_bucket(Bucket="guard-role-bucket")
     assert "guard-role-bucket" not in bucket_names(moto_server)
 
 
 def test_a_check_that_mutates_becomes_an_error_naming_the_operation(
-    moto_server: MotoServer, endpoint_run: Run  # noqa: F811
+    moto_server: MotoServer,
+    endpoint_run: Run,
 ) -> None:
     moto_server.client("s3").create_bucket(Bucket="guard-check-bucket")
 
@@ -120,8 +132,9 @@ def test_a_check_that_mutates_becomes_an_error_naming_the_operation(
 
     phrase = 'the S3 bucket "{bucket}" gets tagged by a rogue check'
     # Built by hand, not registered: the shared registry must not gain a test-only phrase.
-    definition = StepDefinition(phrase, rogue, "test", ("s3:PutBucketTagging",), "", "", parsers.parse(phrase), {},
-                                {})
+    definition = StepDefinition(
+        phrase, rogue, "test", ("s3:PutBucketTagging",), "", "", parsers.parse(phrase), {}, {}
+    )
     result = endpoint_run.evaluate(definition, {"bucket": "guard-check-bucket"}, ScenarioState())
 
     assert result.outcome is Outcome.ERROR

@@ -14,6 +14,7 @@ from typing import Any
 
 from .stack import ServiceSpec
 
+_HOST = "127.0.0.1"  # never another interface: the sandbox is for this machine only
 # Histogram buckets (seconds) the metrics page reports for request latency.
 _BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 # Summary quantiles as a fraction of p95, roughly the shape of a real latency distribution.
@@ -44,7 +45,7 @@ def metrics_text(spec: ServiceSpec) -> str:
         f"http_request_duration_seconds_count {total}",
         "# HELP http_request_latency_seconds Request latency over the last 10 minutes.",
         "# TYPE http_request_latency_seconds summary",
-        *(f'http_request_latency_seconds{{quantile="{q}"}} {spec.p95_seconds * factor:.4g}' for q, factor in _QUANTILES),
+        *(f'http_request_latency_seconds{{quantile="{q}"}} {spec.p95_seconds * f:.4g}' for q, f in _QUANTILES),
         f"http_request_latency_seconds_sum {total * spec.p95_seconds * 0.6:.3f}",
         f"http_request_latency_seconds_count {total}",
         "# HELP process_up Whether the process is up.",
@@ -65,8 +66,7 @@ class ReferenceService:
     @property
     def url(self) -> str:
         assert self._server is not None, "service not started"
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{_HOST}:{self._server.server_port}"
 
     def start(self, port: int = 0) -> ReferenceService:
         """Serve on 127.0.0.1:``port`` (0: any free port); :class:`PortInUse` if that port is taken."""
@@ -100,10 +100,10 @@ class ReferenceService:
                 pass
 
         try:
-            self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+            self._server = ThreadingHTTPServer((_HOST, port), Handler)
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE:
-                raise PortInUse(f"the reference API cannot listen on 127.0.0.1:{port}: the port is in use "
+                raise PortInUse(f"the reference API cannot listen on {_HOST}:{port}: the port is in use "
                                 "(another sandbox run, or another program)") from None
             raise
         self._server.daemon_threads = True

@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import boto3
 import pytest
@@ -78,7 +79,12 @@ class MotoServer:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> MotoServer:
-        env = {**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "PYTHONUNBUFFERED": "1"}
+        env = {
+            **os.environ,
+            "PYTHONUNBUFFERED": "1",  # the access log must reach the file at once
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+        }
         with self.log.open("wb") as out:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
@@ -94,7 +100,9 @@ class MotoServer:
                 code = self.process.wait(timeout=0.1)  # the poll interval, and it notices an early exit
             except subprocess.TimeoutExpired:
                 continue
-            raise RuntimeError(f"moto server exited with {code}: {self.log.read_text(errors='replace')[-2000:]}")
+            raise RuntimeError(
+                f"moto server exited with {code}: {self.log.read_text(errors='replace')[-2000:]}"
+            )
         self.stop()
         raise RuntimeError(f"moto server did not answer on {self.url} within {START_TIMEOUT_S:g} s")
 
@@ -119,7 +127,17 @@ class MotoServer:
 
     def client(self, service: str, region: str = "us-east-1") -> Any:
         """A plain, unguarded boto3 client against the server (for provisioning and verifying)."""
-        return boto3.client(service, region_name=region, endpoint_url=self.url, **CREDENTIALS)
+        client = boto3.client(service, region_name=region, endpoint_url=self.url, **CREDENTIALS)
+        if service == "s3control":
+            # botocore puts the account id in front of the host ({account}.127.0.0.1), which no server has
+            client.meta.events.register("before-sign.s3-control", self._same_host)
+        return client
+
+    def _same_host(self, request: Any, **_: Any) -> None:
+        parts = urlsplit(request.url)
+        ours = urlsplit(self.url).netloc
+        if parts.netloc.endswith("." + ours):
+            request.url = urlunsplit(parts._replace(netloc=ours))
 
     def stop(self) -> None:
         if self.process is None:

@@ -1,0 +1,207 @@
+"""The shipped runbook library against the shipped sandboxes: all of features/ passes on `sandbox`, every
+drift of `sandbox-drifted` fails in the runbooks that cover it (troubleshooting scenarios printing their
+Resolution), the library lints clean, and the reference stack is what the runbooks expect."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import socket
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from runbooks.cli import main
+from runbooks.config import ConfigError
+from runbooks.sandbox.service import PortInUse, ReferenceService, metrics_text
+from runbooks.sandbox.stack import ServiceSpec, load_stack, terraform_lock_item
+from steps.aws_terraform import parse_lock
+from tests.conftest import REPO
+
+STACK = REPO / "infra" / "sandbox_stack.toml"
+RUNBOOKS = sorted(str(p.relative_to(REPO)) for p in (REPO / "features").rglob("*.feature"))
+
+# What each drift of `sandbox-drifted` must make fail, by runbook: (scenario, step) pairs.
+LOCK = 'the Terraform lock table "acme-terraform-locks-sandbox" holds no lock older than 30 minutes'
+TENANTS_WINDOW = 'the DynamoDB table "acme-tenants-sandbox" can be restored to any point in the last 24 hours'
+TEMPLATES_VERSIONING = 'the S3 bucket "acme-templates-sandbox" has versioning enabled'
+ERROR_RATIO = 'the ratio of "http_requests_total{status="500"}" to "http_requests_total" on "api" is below 5%'
+P95 = 'the metric "http_request_latency_seconds{quantile="0.95"}" of "api" is below 1'
+EXPECTED_FAILURES = {
+    "features/deployment/pre_deployment_checklist.feature": {
+        ("No stale Terraform state lock blocks the apply", LOCK),
+        ("Data can be recovered if the deployment goes wrong", TENANTS_WINDOW),
+        ("The target is healthy before it is changed",
+         'the service "api" answers GET "/health/ready" with status 200 within 1000 ms'),
+    },
+    "features/deployment/post_deploy_validation_prod.feature": {
+        ("Every bucket and table of the environment meets the storage baseline",
+         'every S3 bucket matching "acme-*-sandbox" blocks all public access'),
+        ("Every bucket and table of the environment meets the storage baseline",
+         'every DynamoDB table matching "acme-*-sandbox" has tag "owner"'),
+        ("Templates are replicated to the disaster-recovery region", TEMPLATES_VERSIONING),
+    },
+    "features/troubleshooting/s3.feature": {
+        ("Public access not blocked", 'the S3 bucket "acme-logs-sandbox" blocks all public access'),
+        ("Versioning not enabled", TEMPLATES_VERSIONING),
+    },
+    "features/troubleshooting/dynamodb.feature": {
+        ("Point-in-time recovery not enabled",
+         'the DynamoDB table "acme-tenants-sandbox" has point-in-time recovery enabled'),
+        ("Incorrect tags", 'the DynamoDB table "acme-audit-sandbox" has tag "owner" set to "security-team"'),
+    },
+    "features/troubleshooting/api.feature": {
+        ("Readiness check failing", "the response status is 200"),
+        ("Readiness check failing", 'the response JSON at "/checks/s3" is "ok"'),
+        ("High error rate (more than 5% of requests fail)", ERROR_RATIO),
+        ("Slow responses (p95 latency above 1 s)", P95),
+    },
+    "features/rollback/emergency_rollback.feature": {
+        ("The rollback is possible", LOCK),
+        ("Data can be restored to before the incident if the release damaged it", TENANTS_WINDOW),
+        ("Post-rollback validation", ERROR_RATIO),
+    },
+    "features/backup_recovery/backup_and_recovery.feature": {
+        ("Tables can be restored to any point of the last 7 days",
+         'the DynamoDB table "acme-tenants-sandbox" can be restored to any point in the last 168 hours'),
+    },
+    "features/operations/daily_operations.feature": {
+        ("No alarm fires", 'the CloudWatch alarm "acme-api-5xx-sandbox" exists and is not in ALARM state'),
+        ("Error rate and latency are within budget", P95),
+    },
+    "features/operations/startup.feature": {
+        ("5 - The API reports every dependency ready", 'the response JSON at "/checks/s3" is "ok"'),
+    },
+}
+
+
+@dataclass
+class Verified:
+    code: int
+    out: str
+    err: str
+    results: dict[str, Any]
+
+    def records(self, *outcomes: str) -> list[dict[str, Any]]:
+        return [r for r in self.results["results"] if not outcomes or r["outcome"] in outcomes]
+
+
+def verify(env: str, reports: Path) -> Verified:
+    out, err = io.StringIO(), io.StringIO()
+    argv = ["verify", "--config", str(REPO / "runbooks.toml"), "--env", env, "--report-dir", str(reports),
+            "--no-history"]
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(argv)
+    results = json.loads((reports / "results.json").read_text(encoding="utf-8"))
+    return Verified(code, out.getvalue(), err.getvalue(), results)
+
+
+@pytest.fixture(scope="module")
+def healthy(tmp_path_factory: pytest.TempPathFactory) -> Verified:
+    return verify("sandbox", tmp_path_factory.mktemp("library-healthy"))
+
+
+@pytest.fixture(scope="module")
+def drifted(tmp_path_factory: pytest.TempPathFactory) -> Verified:
+    return verify("sandbox-drifted", tmp_path_factory.mktemp("library-drifted"))
+
+
+def test_every_runbook_passes_on_the_sandbox(healthy: Verified) -> None:
+    assert healthy.code == 0, healthy.out + healthy.err
+    assert healthy.records("fail", "error") == []
+    assert sorted({r["runbook"] for r in healthy.records()}) == RUNBOOKS  # all of them ran
+    assert len(healthy.records("pass")) >= 250
+
+
+def test_only_scenarios_the_sandbox_cannot_answer_are_skipped(healthy: Verified) -> None:
+    skipped = healthy.records("skipped")
+    assert skipped  # the AWS Backup and container scenarios
+    for record in skipped:
+        requires = [t for t in record["tags"] if t.startswith("requires:")]
+        assert requires, f"skipped without a @requires tag: {record['runbook']}: {record['step']}"
+        assert record["observed"].startswith("not run here: "), record
+    assert {t for r in skipped for t in r["tags"] if t.startswith("requires:")} == {
+        "requires:aws-backup", "requires:docker"}
+
+
+def test_each_drift_fails_in_the_runbooks_that_cover_it(drifted: Verified) -> None:
+    assert drifted.code == 1, drifted.out + drifted.err
+    assert drifted.records("error") == []  # drift is FAIL, never could-not-check
+    failing: dict[str, set[tuple[str, str]]] = defaultdict(set)
+    for record in drifted.records("fail"):
+        failing[record["runbook"]].add((record["scenario"], record["step"]))
+    for runbook, expected in EXPECTED_FAILURES.items():
+        missing = expected - failing[runbook]
+        assert not missing, f"{runbook}: drift not caught by {sorted(missing)}"
+
+
+def test_the_stale_lock_names_who_holds_it_and_how_to_release_it(drifted: Verified) -> None:
+    [record] = [r for r in drifted.records("fail")
+                if r["runbook"].endswith("pre_deployment_checklist.feature") and r["step"] == LOCK]
+    assert record["observed"].startswith("1 stale lock(s): acme-tfstate-sandbox/platform/terraform.tfstate held by "
+                                         "jenkins@ci-runner-7 since ")
+    assert "(3 h 10 min, OperationTypeApply, lock ID 0f3c2a7e-5b7d-4c1e-9a52-6d1f0e8b9c31)" in record["observed"]
+    assert record["hint"].endswith("terraform force-unlock 0f3c2a7e-5b7d-4c1e-9a52-6d1f0e8b9c31")
+
+
+def test_failing_troubleshooting_scenarios_print_their_resolution(drifted: Verified) -> None:
+    blocks = drifted.out.split("\n  Scenario: ")
+    troubleshooting = {scenario for runbook, pairs in EXPECTED_FAILURES.items() if "/troubleshooting/" in runbook
+                       for scenario, _ in pairs}
+    for scenario in troubleshooting:
+        [block] = [b for b in blocks if b.startswith(scenario + "\n")]
+        assert "\n    Resolution (from the runbook): 1. " in block, block
+    passing = [b for b in blocks if b.startswith("Templates not uploaded\n")]
+    assert passing and "Resolution" not in passing[0]  # only under a failure
+
+
+def test_the_library_lints_clean(capsys: pytest.CaptureFixture[str]) -> None:
+    # --max-age: the review dates age with the calendar; this test is about the template, not the schedule
+    assert main(["lint", "--config", str(REPO / "runbooks.toml"), "--max-age", "36500"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert f"runbooks lint: {len(RUNBOOKS)} runbook(s), 0 error(s), 0 warning(s)" in captured.err
+
+
+# the reference stack ---------------------------------------------------------------------------------------
+def test_the_sandbox_lock_items_are_what_terraform_writes() -> None:
+    stack = load_stack(STACK, "drifted")
+    [table] = [t for t in stack.tables if t.name == "acme-terraform-locks-sandbox"]
+    [lock] = table.terraform_locks
+    item = terraform_lock_item(lock)
+    parsed = parse_lock(item["LockID"]["S"], item["Info"]["S"])
+    assert (parsed.lock_id, parsed.who, parsed.operation) == (
+        "acme-tfstate-sandbox/platform/terraform.tfstate", "jenkins@ci-runner-7", "OperationTypeApply")
+    info = json.loads(item["Info"]["S"])
+    assert set(info) == {"ID", "Operation", "Info", "Who", "Version", "Created", "Path"}
+    assert info["Created"].endswith("000Z") and len(info["Created"].split(".")[1]) == 10  # nanoseconds + Z
+
+
+def test_a_variant_naming_an_unknown_resource_is_refused(tmp_path: Path) -> None:
+    stack = tmp_path / "stack.toml"
+    stack.write_text('[[buckets]]\nname = "a"\n[variants.bad]\nbuckets = [{ name = "b", versioning = "Suspended" }]\n')
+    with pytest.raises(ConfigError, match="variant changes buckets 'b', which the stack does not define"):
+        load_stack(stack, "bad")
+    stack.write_text('[[buckets]]\nname = "a"\n[variants.bad]\nbuckets = [{ name = "a", versoning = "Suspended" }]\n')
+    with pytest.raises(ConfigError, match="unknown attribute 'versoning' of buckets 'a'"):
+        load_stack(stack, "bad")
+
+
+def test_the_metrics_page_offers_the_latency_quantiles_the_runbooks_select() -> None:
+    healthy, drifted = load_stack(STACK).service, load_stack(STACK, "drifted").service
+    assert 'http_request_latency_seconds{quantile="0.95"} 0.18\n' in metrics_text(healthy)
+    assert 'http_request_latency_seconds{quantile="0.95"} 1.6\n' in metrics_text(drifted)
+    assert 'http_requests_total{status="500"} 912\n' in metrics_text(drifted)
+
+
+def test_a_taken_port_is_refused_by_name() -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        with pytest.raises(PortInUse, match=f"cannot listen on 127.0.0.1:{port}: the port is in use"):
+            ReferenceService(ServiceSpec()).start(port)
