@@ -3,7 +3,8 @@ Feature: Post-deployment validation of the storage layer and the API
   Purpose:
     Confirm, right after a deployment, that the storage layer (S3 buckets, DynamoDB tables) is
     configured as designed and that the API is live and ready. Every step is one fact you can also
-    check by hand with the command shown next to it in the report.
+    check by hand with the command shown next to it in the report. This is the validation for every
+    environment (DEV, SIT, PROD); PROD adds the checks of features/deployment/post_deploy_validation_prod.feature.
 
   When to use:
     After every deployment to any environment, before announcing it done or promoting it further.
@@ -13,6 +14,7 @@ Feature: Post-deployment validation of the storage layer and the API
     - Read-only access to the target account (the policy from `runbooks iam-policy`).
     - Network access to the API endpoint of the environment.
     - The release tag and change ticket of the deployment at hand.
+    - The pre-deployment checklist passed before the deployment started.
 
   Escalation:
     - A critical check fails in PROD: page the on-call Infrastructure Lead at once.
@@ -24,7 +26,10 @@ Feature: Post-deployment validation of the storage layer and the API
     ready for 10 minutes, follow the rollback runbook (features/rollback/) for this release.
 
   References:
+    - Before the deployment: features/deployment/pre_deployment_checklist.feature
+    - PROD only, in addition: features/deployment/post_deploy_validation_prod.feature
     - Troubleshooting catalogue: features/troubleshooting/
+    - Rollback: features/rollback/
     - Architecture and step catalogue: docs/architecture.md, docs/steps.md
 
   Background: the deployment target is reachable
@@ -63,8 +68,13 @@ Feature: Post-deployment validation of the storage layer and the API
     And the DynamoDB table "{tenants_table}" has tag "owner" set to "{owner}"
     And the DynamoDB table "{audit_table}" has tag "owner" set to "{security_owner}"
 
+  Scenario: The deployed release is the one in the artefact bucket
+    Then the S3 bucket "{artifacts_bucket}" holds at least 3 objects under "releases/{current_release}/"
+    * manual: compare the version the API reports (its /version page or the deployment log) with {current_release}
+
   @severity:critical
   Scenario: The API is live and ready to take traffic
     Then the service "api" answers GET "/health/live" with status 200 within 500 ms
     And the service "api" answers GET "/health/ready" with status 200 within 1000 ms
     * manual: watch the API dashboard for 10 minutes after the deployment; error rate must stay under 1%
+    * manual: record the outcome in the change ticket with this run's reports/results.json

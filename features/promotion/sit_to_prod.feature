@@ -1,0 +1,73 @@
+@owner:platform-team @severity:critical @reviewed:2026-11-21 @operational @promotion
+Feature: Promote a release from SIT to PROD
+  Purpose:
+    Take a release that passed SIT into PROD without downtime: objective go/no-go criteria on SIT,
+    two approvals, a blue-green switch with a canary (10%, 25%, 50%, 100%) and the checks that
+    decide at each stage whether to continue or abort.
+
+  When to use:
+    In an agreed PROD change window, for a release that passed SIT regression. Run the go/no-go
+    scenario with --env set to SIT, the rest with --env set to PROD. Not for hotfixes during an
+    incident: follow features/incident_response/incident_response.feature.
+
+  Prerequisites:
+    - SIT regression passed and is recorded in the change ticket; the CAB approved the change.
+    - The PROD pre-deployment checklist passed (features/deployment/pre_deployment_checklist.feature).
+    - The deployer is signed in to PROD with MFA; the PROD dashboards are open.
+
+  Escalation:
+    - Any abort criterion during the canary: the deployer aborts at once and pages the Infrastructure Lead.
+    - Approvals missing at the start of the window: postpone; the Tech Lead reschedules with the CAB.
+    - Customer-visible impact: open an incident (features/incident_response/incident_response.feature).
+
+  Rollback:
+    During the canary: shift all traffic back to blue (the previous release) and stop. After 100%:
+    emergency rollback (features/rollback/emergency_rollback.feature) within the first two hours.
+
+  References:
+    - features/promotion/dev_to_sit.feature
+    - features/deployment/post_deploy_validation_prod.feature
+    - features/rollback/emergency_rollback.feature
+    - features/incident_response/incident_response.feature
+
+  Background: the checks run against the intended account
+    Given the AWS account is "{account_id}"
+
+  Scenario: Go/no-go - the release is healthy in SIT
+    Then the service "api" answers GET "/health/ready" with status 200 within 1000 ms
+    And the ratio of "http_requests_total{status="500"}" to "http_requests_total" on "api" is below 1%
+    And the metric "http_request_latency_seconds{quantile="0.95"}" of "api" is below 0.5
+    And the CloudWatch alarm "{api_errors_alarm}" exists and is not in ALARM state
+    And the CloudWatch alarm "{api_latency_alarm}" exists and is not in ALARM state
+    And the S3 bucket "{artifacts_bucket}" holds at least 3 objects under "releases/{current_release}/"
+    And the S3 bucket "{artifacts_bucket}" holds at least 3 objects under "releases/{previous_release}/"
+    * manual: SIT regression passed with no open defect of severity high or critical for {current_release}
+
+  Scenario: Approvals to promote
+    Given manual: the Tech Lead approves the PROD change ticket
+    * manual: the Infrastructure Lead approves the PROD change ticket (second approval)
+    * manual: post the start of the change in #platform-deployments and on the status page (maintenance notice)
+
+  @integrity
+  Scenario: PROD can be recovered before it is changed
+    Then the DynamoDB table "{tenants_table}" can be restored to any point in the last 24 hours
+    And the DynamoDB table "{audit_table}" can be restored to any point in the last 24 hours
+    And the S3 bucket "{templates_bucket}" replicates to "{replica_bucket}"
+    And the Terraform lock table "{lock_table}" holds no lock older than 30 minutes
+
+  Scenario: Canary - each traffic step holds before the next
+    Given manual: deploy {current_release} to the green stack with the pipeline's PROD job; blue keeps serving
+    * manual: shift 10% of traffic to green and wait 15 minutes; abort if the next scenario fails
+    * manual: shift 25%, wait 15 minutes, re-run the next scenario; then 50%, then 100%, the same way
+    * manual: keep blue (the previous release) running for 2 hours after 100%, then scale it down
+
+  Scenario: Abort criteria - PROD stays within its thresholds
+    Then the service "api" answers GET "/health/live" with status 200 within 300 ms
+    And the service "api" answers GET "/health/ready" with status 200 within 500 ms
+    And the ratio of "http_requests_total{status="500"}" to "http_requests_total" on "api" is below 1%
+    And the metric "http_request_latency_seconds{quantile="0.95"}" of "api" is below 0.5
+    And the CloudWatch alarm "{api_errors_alarm}" exists and is not in ALARM state
+
+  Scenario: Close the promotion
+    Given manual: run features/deployment/post_deploy_validation.feature and features/deployment/post_deploy_validation_prod.feature against PROD
+    * manual: post "PROD {current_release} complete" in #platform-deployments, update the status page, close the ticket
