@@ -12,7 +12,7 @@ import importlib
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from . import __version__
 from .config import Config, ConfigError, Environment, load_config
@@ -31,7 +31,7 @@ class UsageError(Exception):
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, exit 2 - argparse's own convention
+    def error(self, message: str) -> NoReturn:  # one line, exit 2 - argparse's own convention
         self.exit(EXIT_USAGE, f"runbooks: error: {message}\n")
 
 

@@ -159,7 +159,7 @@ def parse_feature(path: Path) -> FeatureDoc:
         raise _gherkin_error(path, first) from None
     except ParserError as exc:
         raise _gherkin_error(path, exc) from None
-    feature = doc.get("feature")
+    feature: dict[str, Any] | None = doc.get("feature")  # type: ignore[assignment]  # TypedDicts, read as dicts
     if not feature:
         raise ConfigError("no Feature: in this file", path, 1)
     background: list[StepDoc] = []

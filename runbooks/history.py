@@ -101,7 +101,12 @@ class History:
             params = (environment,)
         query += " ORDER BY started_at DESC, rowid DESC LIMIT ?"
         rows = self._db.execute(query, (*params, limit)).fetchall()
-        return [RunSummary(*row, counts=self._counts(row[0])) for row in rows]
+        return [self._summary(row) for row in rows]
+
+    def _summary(self, row: tuple[Any, ...]) -> RunSummary:
+        run_id, environment, target, started_at, finished_at, status, exit_code = row
+        return RunSummary(run_id, environment, target, started_at, finished_at, status, exit_code,
+                          self._counts(run_id))
 
     def _counts(self, run_id: str) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -119,4 +124,4 @@ class History:
             "SELECT id, environment, target, started_at, finished_at, status, exit_code FROM runs WHERE id LIKE ?",
             (run_id + "%",),
         ).fetchone()
-        return RunSummary(*row, counts=self._counts(row[0])) if row else None
+        return self._summary(row) if row else None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import fields, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .config import Environment
@@ -50,7 +50,7 @@ class Redactor:
         return value
 
     def record(self, record: StepRecord) -> StepRecord:
-        changes = {
+        changes: dict[str, Any] = {
             f.name: self.text(getattr(record, f.name))
             for f in fields(record)
             if f.name != "outcome" and isinstance(getattr(record, f.name), str)

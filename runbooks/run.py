@@ -93,10 +93,10 @@ class ScenarioState:
 class RegionView:
     """The run's AWS target seen from one region: same clients, same memo, another default region."""
 
-    def __init__(self, target: AwsTarget, region: str) -> None:
+    def __init__(self, target: AwsTarget, region: str | None) -> None:
         self._target = target
-        self.region = region
-        self.settings = replace(target.settings, region=region)
+        self.region = region or target.settings.region
+        self.settings = replace(target.settings, region=self.region)
 
     def read(self, service: str, operation: str, region: str | None = None, **params: Any) -> Any:
         return self._target.read(service, operation, region or self.region, **params)
@@ -120,7 +120,9 @@ class CheckContext:
     def __init__(self, run: Run, scenario: ScenarioState, region: str | None = None) -> None:
         self.run = run
         self.env: Environment = run.env
-        self.aws: AwsTarget = run.aws if region in (None, run.aws.settings.region) else RegionView(run.aws, region)
+        self.aws: AwsTarget | RegionView = (
+            run.aws if region in (None, run.aws.settings.region) else RegionView(run.aws, region)
+        )
         self.http: requests.Session = run.http
         self.scenario = scenario
 
