@@ -212,7 +212,7 @@ class RunbooksSession:
         record.resource, record.expected, record.observed = result.resource, result.expected, result.observed
         record.hint, record.manual_command = result.hint, result.manual_command
         progress.records.append(run.record(record))
-        if definition.guard and result.outcome in (Outcome.FAIL, Outcome.ERROR):
+        if definition.guard and result.outcome is Outcome.FAIL:
             run.aborted = f"guard failed: {record.step}: {result.observed}"
             pytest.exit(f"runbooks: stopped: {run.aborted}", returncode=2)
         if result.outcome in (Outcome.FAIL, Outcome.ERROR) and step.type in HARD_STEP_TYPES:
@@ -241,10 +241,16 @@ class RunbooksSession:
         progress.records.append(self.ensure_run().record(record))
 
     # reports -----------------------------------------------------------------------------------
-    def finish(self, interrupted: bool = False) -> None:
+    def finish(self, exitstatus: int) -> None:
         if self.run is None:
             return
-        self.run.stop("interrupted" if interrupted else "finished")
+        if self.run.aborted:
+            status = "aborted"  # a guard step stopped the run on purpose
+        elif exitstatus == pytest.ExitCode.INTERRUPTED:
+            status = "interrupted"  # Ctrl-C / SIGINT: what was gathered is kept
+        else:
+            status = "finished"
+        self.run.stop(status)
         report_dir = Path(self.pytest_config.getoption("runbooks_report_dir"))
         self.report_paths = write_reports(report_dir, self.run.metadata(), self.run.records)
 
@@ -304,7 +310,7 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     runbooks: RunbooksSession | None = session.config.stash.get(RUN_KEY, None)
     if runbooks is not None:
-        runbooks.finish(interrupted=session.shouldstop is not False or exitstatus == pytest.ExitCode.INTERRUPTED)
+        runbooks.finish(exitstatus)
 
 
 class ProcedurePrinter:

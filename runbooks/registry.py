@@ -66,7 +66,7 @@ class StepDefinition:
     parser: Any
     choices: dict[str, tuple[str, ...]]
     validators: dict[str, Callable[[str], None]]
-    guard: bool = False  # a FAIL/ERROR stops the whole run (exit 2): e.g. the wrong AWS account
+    guard: bool = False  # a FAIL stops the whole run (exit 2): e.g. the wrong AWS account
     numeric: dict[str, Callable[[str], Any]] = field(default_factory=dict)  # fields converted after resolving
 
     @property

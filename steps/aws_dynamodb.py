@@ -1,7 +1,8 @@
-"""DynamoDB tables: status, point-in-time recovery, global secondary indexes, tags."""
+"""DynamoDB tables: status, point-in-time recovery (and its window), global secondary indexes, tags."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -69,7 +70,8 @@ def table_pitr_enabled(ctx: CheckContext, table: str) -> CheckResult:
     expected = "PointInTimeRecoveryStatus ENABLED"
     response = ddb_get(ctx, "describe_continuous_backups", table, expected, TableName=table)
     description = response.get("ContinuousBackupsDescription", {})
-    status = description.get("PointInTimeRecoveryDescription", {}).get("PointInTimeRecoveryStatus", "DISABLED")
+    pitr = description.get("PointInTimeRecoveryDescription", {})
+    status = pitr.get("PointInTimeRecoveryStatus", "DISABLED")
     if status == "ENABLED":
         return CheckResult.passed(_resource(ctx, table), expected, "PointInTimeRecoveryStatus ENABLED")
     return CheckResult.failed(
@@ -118,7 +120,17 @@ def table_gsi_active(ctx: CheckContext, table: str, index: str) -> CheckResult:
 def table_has_tag(ctx: CheckContext, table: str, key: str, value: str) -> CheckResult:
     """The table carries the tag with exactly this value."""
     expected = f"tag {key}={value}"
-    arn = describe(ctx, table, expected)["TableArn"]
+    arn, tags = table_tags(ctx, table, expected)
+    hint = (
+        "add the tag in the table's infrastructure code, or "
+        f"aws dynamodb tag-resource --resource-arn {arn} --tags Key={key},Value={value}"
+    )
+    return tag_result(_resource(ctx, table), tags, key, value, hint)
+
+
+def table_tags(ctx: CheckContext, table: str, expected: str) -> tuple[str, dict[str, str]]:
+    """The table's ARN and all its tags (every page); FAIL when the table is missing."""
+    arn = str(describe(ctx, table, expected)["TableArn"])
     tags: dict[str, str] = {}
     token: str | None = None
     while True:
@@ -127,6 +139,51 @@ def table_has_tag(ctx: CheckContext, table: str, key: str, value: str) -> CheckR
         tags.update({t["Key"]: t["Value"] for t in page.get("Tags", [])})
         token = page.get("NextToken")
         if not token:
-            break
-    return tag_result(_resource(ctx, table), tags, key, value, "add the tag in the table's infrastructure code, or "
-                      f"aws dynamodb tag-resource --resource-arn {arn} --tags Key={key},Value={value}")
+            return arn, tags
+
+
+@check(
+    'the DynamoDB table "{table}" can be restored to any point in the last {hours:d} hours',
+    permissions=("dynamodb:DescribeContinuousBackups",),
+    manual="aws dynamodb describe-continuous-backups --table-name {table} "
+    "--query ContinuousBackupsDescription.PointInTimeRecoveryDescription",
+)
+def table_restorable_window(ctx: CheckContext, table: str, hours: int) -> CheckResult:
+    """Point-in-time recovery is ENABLED and its earliest restorable time is at least ``hours`` ago,
+    so any moment of the last ``hours`` hours can be restored. A table whose PITR was enabled recently
+    (or whose recovery period is shorter) fails, and the observed text gives the window it has."""
+    expected = f"PITR ENABLED, restorable back to {hours} h ago"
+    response = ddb_get(ctx, "describe_continuous_backups", table, expected, TableName=table)
+    pitr = response.get("ContinuousBackupsDescription", {}).get("PointInTimeRecoveryDescription", {})
+    status = pitr.get("PointInTimeRecoveryStatus", "DISABLED")
+    enable = (
+        f"aws dynamodb update-continuous-backups --table-name {table} "
+        "--point-in-time-recovery-specification PointInTimeRecoveryEnabled=true"
+    )
+    if status != "ENABLED":
+        observed = f"PointInTimeRecoveryStatus {status}"
+        return CheckResult.failed(_resource(ctx, table), expected, observed, enable)
+    earliest = pitr.get("EarliestRestorableDateTime")
+    if not isinstance(earliest, datetime):
+        return CheckResult.failed(
+            _resource(ctx, table), expected, "PITR ENABLED but no earliest restorable time reported yet",
+            "PITR was enabled moments ago; re-check later",
+        )
+    now = datetime.now(UTC)
+    window_h = (now - earliest).total_seconds() / 3600
+    period = pitr.get("RecoveryPeriodInDays")
+    observed = (
+        f"restorable back to {earliest.astimezone(UTC).isoformat(timespec='minutes')} "
+        f"({_hours(window_h)} window{f', RecoveryPeriodInDays {period}' if period else ''})"
+    )
+    if earliest <= now - timedelta(hours=hours):
+        return CheckResult.passed(_resource(ctx, table), expected, observed)
+    if period and int(period) * 24 < hours:
+        hint = f"the recovery period ({period} d) is shorter than {hours} h: {enable},RecoveryPeriodInDays=35"
+    else:
+        hint = "PITR was enabled (or re-enabled) recently: the window grows with time; find out why"
+    return CheckResult.failed(_resource(ctx, table), expected, observed, hint)
+
+
+def _hours(value: float) -> str:
+    return f"{value:.1f} h" if value < 48 else f"{value / 24:.1f} days"

@@ -1,4 +1,4 @@
-"""S3 buckets: existence, public-access block, versioning, default encryption, tags.
+"""S3 buckets: existence, public-access block, versioning, default encryption, tags, replication, contents.
 
 Right for moto and for real AWS alike: real buckets created since 2023 get SSE-S3 and a bucket-level
 public-access block by default, and an account-level block also protects buckets without their own.
@@ -36,7 +36,9 @@ def _missing(bucket: str, expected: str) -> Finding:
     )
 
 
-def s3_get(ctx: CheckContext, operation: str, bucket: str, absent: set[str], expected: str) -> dict[str, Any] | None:
+def s3_get(
+    ctx: CheckContext, operation: str, bucket: str, absent: set[str], expected: str
+) -> dict[str, Any] | None:
     """Read one bucket fact; ``None`` when the bucket has no such configuration, FAIL when it is missing."""
     try:
         return ctx.aws.read("s3", operation, Bucket=bucket)  # type: ignore[no-any-return]
@@ -71,11 +73,12 @@ def bucket_blocks_public_access(ctx: CheckContext, bucket: str) -> CheckResult:
     """All four public-access-block settings are in effect for the bucket, from its own
     configuration or the account's (S3 applies the more restrictive of the two)."""
     expected = "all four public-access-block settings on (" + ", ".join(BLOCK_FLAGS) + ")"
-    response = s3_get(ctx, "get_public_access_block", bucket, {"NoSuchPublicAccessBlockConfiguration"}, expected)
+    absent = {"NoSuchPublicAccessBlockConfiguration"}
+    response = s3_get(ctx, "get_public_access_block", bucket, absent, expected)
     own = (response or {}).get("PublicAccessBlockConfiguration", {})
     if all(own.get(flag) for flag in BLOCK_FLAGS):
         return CheckResult.passed(_uri(bucket), expected, "all four on at bucket level")
-    account = _account_block(ctx)
+    account = account_block(ctx)
     off = [flag for flag in BLOCK_FLAGS if not (own.get(flag) or account.get(flag))]
     bucket_desc = _describe_flags(own) if response else "no bucket-level block"
     account_desc = _describe_flags(account) if account else "no account-level block"
@@ -91,7 +94,8 @@ def bucket_blocks_public_access(ctx: CheckContext, bucket: str) -> CheckResult:
     )
 
 
-def _account_block(ctx: CheckContext) -> dict[str, Any]:
+def account_block(ctx: CheckContext) -> dict[str, Any]:
+    """The account-level public-access block (empty when there is none), read once per run."""
     account_id = ctx.aws.account_id()
     try:
         response = ctx.aws.read("s3control", "get_public_access_block", AccountId=account_id)
@@ -152,7 +156,9 @@ def bucket_encrypted_with(ctx: CheckContext, bucket: str, algorithm: str) -> Che
     if algorithm in algorithms:
         key = next((d.get("KMSMasterKeyID") for d in defaults if d.get("SSEAlgorithm") == algorithm), None)
         return CheckResult.passed(_uri(bucket), expected, f"{algorithm}{' with key ' + key if key else ''}")
-    observed = "default encryption " + ", ".join(algorithms) if algorithms else "no default encryption configured"
+    observed = (
+        "default encryption " + ", ".join(algorithms) if algorithms else "no default encryption configured"
+    )
     kms = ',"KMSMasterKeyID":"<key-arn>"' if algorithm.startswith("aws:kms") else ""
     return CheckResult.failed(
         _uri(bucket),
@@ -171,8 +177,107 @@ def bucket_encrypted_with(ctx: CheckContext, bucket: str, algorithm: str) -> Che
 def bucket_has_tag(ctx: CheckContext, bucket: str, key: str, value: str) -> CheckResult:
     """The bucket carries the tag with exactly this value."""
     expected = f"tag {key}={value}"
-    response = s3_get(ctx, "get_bucket_tagging", bucket, {"NoSuchTagSet"}, expected)
-    tags = {t["Key"]: t["Value"] for t in (response or {}).get("TagSet", [])}
+    tags = bucket_tags(ctx, bucket, expected)
     return tag_result(_uri(bucket), tags, key, value, "add it in the bucket's infrastructure code "
                       "(note: aws s3api put-bucket-tagging replaces the whole tag set)")
 
+
+def bucket_tags(ctx: CheckContext, bucket: str, expected: str) -> dict[str, str]:
+    """The bucket's tags (empty when it has none); FAIL when the bucket is missing."""
+    response = s3_get(ctx, "get_bucket_tagging", bucket, {"NoSuchTagSet"}, expected)
+    return {t["Key"]: t["Value"] for t in (response or {}).get("TagSet", [])}
+
+
+def bucket_arn(bucket: str) -> str:
+    return f"arn:aws:s3:::{bucket}"
+
+
+@check(
+    'the S3 bucket "{bucket}" replicates to "{destination}"',
+    permissions=("s3:GetReplicationConfiguration",),
+    manual="aws s3api get-bucket-replication --bucket {bucket}",
+)
+def bucket_replicates_to(ctx: CheckContext, bucket: str, destination: str) -> CheckResult:
+    """The bucket has an Enabled replication rule whose destination is the named bucket (given by name;
+    compared with the rule's Destination.Bucket ARN, in any partition). A rule limited by a filter
+    still passes; the observed text names its scope."""
+    expected = f"an Enabled replication rule to {bucket_arn(destination)}"
+    absent = {"ReplicationConfigurationNotFoundError"}
+    response = s3_get(ctx, "get_bucket_replication", bucket, absent, expected)
+    rules = (response or {}).get("ReplicationConfiguration", {}).get("Rules", [])
+    fix = (
+        "add a replication rule (Status Enabled, Destination.Bucket "
+        f"{bucket_arn(destination)}) in the bucket's infrastructure code; both buckets need versioning"
+    )
+    if not rules:
+        return CheckResult.failed(_uri(bucket), expected, "no replication configured", fix)
+    to_destination = [
+        r for r in rules if _arn_bucket(r.get("Destination", {}).get("Bucket", "")) == destination
+    ]
+    enabled = [r for r in to_destination if r.get("Status") == "Enabled"]
+    if enabled:
+        rule = enabled[0]
+        scope = _rule_scope(rule)
+        return CheckResult.passed(
+            _uri(bucket), expected, f"rule {rule.get('ID', '(no id)')!r} Enabled to {destination}{scope}"
+        )
+    if to_destination:
+        ids = ", ".join(repr(r.get("ID", "(no id)")) for r in to_destination)
+        return CheckResult.failed(_uri(bucket), expected, f"rule {ids} to {destination} is Disabled",
+                                  "enable the rule (Status Enabled) in the bucket's infrastructure code")
+    others = sorted({r.get("Destination", {}).get("Bucket", "?") for r in rules})
+    return CheckResult.failed(_uri(bucket), expected, "replicates only to " + ", ".join(others), fix)
+
+
+def _arn_bucket(arn: str) -> str:
+    """``arn:aws:s3:::name`` (any partition) -> ``name``."""
+    return arn.rpartition(":::")[2] if ":::" in arn else arn
+
+
+def _rule_scope(rule: dict[str, Any]) -> str:
+    rule_filter = rule.get("Filter", {})
+    prefix = rule_filter.get("Prefix", rule.get("Prefix", "")) or rule_filter.get("And", {}).get("Prefix", "")
+    if prefix:
+        return f" (only objects under {prefix!r})"
+    if "Tag" in rule_filter or "Tags" in rule_filter.get("And", {}):
+        return " (only objects with the rule's tags)"
+    return ""
+
+
+@check(
+    'the S3 bucket "{bucket}" holds at least {count:d} objects under "{prefix}"',
+    permissions=("s3:ListBucket",),
+    manual="aws s3 ls s3://{bucket}/{prefix} --recursive --summarize",
+)
+def bucket_holds_objects(ctx: CheckContext, bucket: str, count: int, prefix: str) -> CheckResult:
+    """At least ``count`` objects have keys starting with ``prefix``. Listing stops as soon as
+    ``count`` is reached, so a large bucket costs one page per 1,000 objects asked for."""
+    expected = f"at least {count} objects under {prefix!r}"
+
+    def count_objects() -> tuple[int, bool]:
+        seen, token = 0, None
+        while True:
+            params: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix}
+            if token:
+                params["ContinuationToken"] = token
+            try:
+                page = ctx.aws.call("s3", "list_objects_v2", **params)
+            except ClientError as exc:
+                if error_code(exc) in MISSING:
+                    raise _missing(bucket, expected) from None
+                raise
+            seen += int(page.get("KeyCount", len(page.get("Contents", []))))
+            token = page.get("NextContinuationToken")
+            if seen >= count or not page.get("IsTruncated") or not token:
+                return seen, bool(page.get("IsTruncated"))
+
+    seen, more = ctx.aws.memo(("s3-object-count", bucket, prefix, count), count_objects)
+    if seen >= count:
+        observed = f"{'at least ' if more else ''}{seen} objects under {prefix!r}"
+        return CheckResult.passed(_uri(bucket), expected, observed)
+    return CheckResult.failed(
+        _uri(bucket),
+        expected,
+        f"{seen} object{'s' if seen != 1 else ''} under {prefix!r}",
+        "check the job that writes there (its last run, its logs) and that the prefix is spelled right",
+    )

@@ -304,3 +304,36 @@ def test_an_unreachable_receiver_is_reported_without_its_url(tmp_path, status_se
     captured = capsys.readouterr()
     assert "notification not delivered: ConnectionError" in captured.err
     assert "s3cr3t-hook-token" not in captured.out + captured.err
+
+
+# --- the account guard ------------------------------------------------------------------------------
+def test_the_wrong_account_stops_the_run_early_with_exit_2(tmp_path, status_service, capsys):
+    status_service.set("/ok")
+    (tmp_path / "features").mkdir()
+    (tmp_path / "features" / "a.feature").write_text(textwrap.dedent("""\
+        Feature: Guarded
+          Background:
+            Given the AWS account is "210987654321"
+
+          Scenario: First
+            Then the service "api" answers GET "/ok" with status 200 within 2000 ms
+
+          Scenario: Second
+            Then the service "api" answers GET "/ok" with status 200 within 2000 ms
+        """), encoding="utf-8")
+    config = tmp_path / "runbooks.toml"
+    config.write_text(textwrap.dedent(f"""\
+        [environments.ci]
+        aws = {{ target = "moto", region = "eu-west-1" }}
+        [environments.ci.services]
+        api = "{status_service.url}"
+        """), encoding="utf-8")
+    assert verify(config, tmp_path, "--no-history") == 2
+    err = capsys.readouterr().err
+    assert 'stopped early: guard failed: the AWS account is "210987654321": account 123456789012' in err
+    doc = results(tmp_path)
+    # the rest of the first scenario is recorded as skipped; the second scenario never starts
+    assert [(r["scenario"], r["outcome"]) for r in doc["results"]] == [("First", "fail"), ("First", "skipped")]
+    assert "interrupted" not in err and doc["run"]["status"] == "aborted"
+    assert not [r for r in status_service.requests if r["path"] == "/ok"]
+    assert doc["run"]["exit_code"] == 2
