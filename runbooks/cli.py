@@ -131,7 +131,7 @@ class _Probe:
 def cmd_verify(args: argparse.Namespace) -> int:
     import pytest
 
-    from .formatting import summary_line
+    from .formatting import coverage, summary_line
 
     config = load_config(args.config)
     env = config.environment(args.env)
@@ -187,6 +187,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
         print(warning, file=sys.stderr)
     threshold = f" (failing on {args.fail_on} and above)" if args.fail_on != "info" else ""
     print(f"Summary: {summary_line(run.records)}{threshold} -> exit {result}")
+    automated, total = coverage(run.records)
+    print(f"Automation coverage: {automated} of {total} steps automated ({automated / total:.0%}); "
+          "the rest are manual: steps")
     print("Reports: " + ", ".join(str(p) for p in session.report_paths))
     if history and (args.drift or args.notify):
         from .history_commands import report_drift

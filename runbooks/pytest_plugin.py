@@ -320,12 +320,14 @@ class ProcedurePrinter:
         self.stream = stream or sys.stdout
         self.colour = hasattr(self.stream, "isatty") and self.stream.isatty()
         self._runbook: str | None = None
+        self._skip_reason: str | None = None  # said once per scenario, not under every skipped step
 
     def write(self, text: str = "") -> None:
         self.stream.write(text + "\n")
         self.stream.flush()
 
     def scenario(self, progress: ScenarioProgress) -> None:
+        self._skip_reason = None
         if progress.runbook != self._runbook:
             self._runbook = progress.runbook
             self.write()
@@ -343,5 +345,8 @@ class ProcedurePrinter:
 
     def step(self, record: StepRecord) -> None:
         self.write("    " + step_line(record, self.colour))
+        if record.outcome is Outcome.SKIPPED and record.observed != self._skip_reason:
+            self._skip_reason = record.observed
+            self.write(f"          {record.observed}")
         for line in step_details(record):
             self.write("          " + line)
