@@ -186,10 +186,10 @@ def cmd_verify(args: argparse.Namespace) -> int:
     for warning in run.waivers.warnings() if run.waivers else []:
         print(warning, file=sys.stderr)
     threshold = f" (failing on {args.fail_on} and above)" if args.fail_on != "info" else ""
-    print(f"Summary: {summary_line(run.records)}{threshold} -> exit {result}")
     automated, total = coverage(run.records)
     print(f"Automation coverage: {automated} of {total} steps automated ({automated / total:.0%}); "
           "the rest are manual: steps")
+    print(f"Summary: {summary_line(run.records)}{threshold} -> exit {result}")
     print("Reports: " + ", ".join(str(p) for p in session.report_paths))
     if history and (args.drift or args.notify):
         from .history_commands import report_drift
