@@ -99,6 +99,10 @@ def preflight(config: Config, env: Environment, paths: list[Path]) -> list[Path]
     from .registry import load_step_modules
 
     load_step_modules()
+    if env.sandbox is not None:
+        from .sandbox.stack import load_stack
+
+        load_stack(env.sandbox.stack, env.sandbox.variant)  # a broken stack file: exit 2 before anything runs
     files = discover(paths or [config.features])
     if not files:
         raise UsageError(f"no .feature files under {', '.join(str(p) for p in paths or [config.features])}")

@@ -101,6 +101,8 @@ def _check_step(step: StepDoc, text: str, env: Environment | None, display: str)
             )
     for field_name, validate in definition.validators.items():
         value = args.get(field_name)
+        if isinstance(value, int | float):  # numeric fields are validated by their written form
+            value = str(value)
         if isinstance(value, str) and not VARIABLE.search(value):
             try:
                 validate(value)

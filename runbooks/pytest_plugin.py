@@ -192,7 +192,13 @@ class RunbooksSession:
                 run.history = History(Path(option("runbooks_history") or config.root / DEFAULT_HISTORY))
             if self.printer:
                 run.listeners.append(self.printer.step)
-            self.run = run.start()
+            try:
+                self.run = run.start()
+            except Exception as exc:  # noqa: BLE001 - nothing can be checked; say why once, not per scenario
+                run.stop("failed")
+                message = f"runbooks: error: could not start the run for {run.env.name!r}: {exc}"
+                print(message, file=sys.stderr)
+                pytest.exit(message, returncode=3)
         return self.run
 
     # steps -------------------------------------------------------------------------------------

@@ -358,7 +358,17 @@ def _not_a(what: str, host: str, expected: str, manual: str) -> CheckResult:
     return CheckResult.errored(f"host {host}", what, "correct the runbook", expected=expected, manual_command=manual)
 
 
-@check('on host "{host}", port {port:d} is listening', manual="ss -ltn")
+def _port_number(value: str) -> None:
+    if not 0 < int(value) < 65536:
+        raise ValueError("is not a TCP port number (1-65535)")
+
+
+def _percentage(value: str) -> None:
+    if not 0 <= int(value) <= 100:
+        raise ValueError("is not a percentage (0-100)")
+
+
+@check('on host "{host}", port {port:d} is listening', manual="ss -ltn", validators={"port": _port_number})
 def port_listening(ctx: CheckContext, host: str, port: int) -> CheckResult:
     """Some socket on the host listens on the TCP port, whatever address it is bound to (127.0.0.1,
     0.0.0.0, ::, a single interface): read from `ss` (or `netstat`) on the host, so it also sees ports a
@@ -455,7 +465,7 @@ def parse_df(output: str) -> DiskUsage:
 
 
 @check('on host "{host}", the filesystem "{mount}" has at least {percent:d}% free space', manual="df -P {mount}",
-       validators={"mount": _absolute_path})
+       validators={"mount": _absolute_path, "percent": _percentage})
 def filesystem_free(ctx: CheckContext, host: str, mount: str, percent: int) -> CheckResult:
     """The filesystem holding the path has at least the given share of its space available to ordinary
     users (`df -P`: available / (used + available), the complement of df's Capacity)."""
@@ -501,7 +511,7 @@ def parse_meminfo(text: str) -> dict[str, int]:
 
 
 @check('on host "{host}", memory usage is below {percent:d}%',
-       manual="grep -E 'MemTotal|MemAvailable' /proc/meminfo")
+       manual="grep -E 'MemTotal|MemAvailable' /proc/meminfo", validators={"percent": _percentage})
 def memory_below(ctx: CheckContext, host: str, percent: int) -> CheckResult:
     """Memory in use, (MemTotal - MemAvailable) / MemTotal from /proc/meminfo, is below the given share.
     MemAvailable counts reclaimable cache as available, as `free` does. In a container /proc/meminfo shows

@@ -52,3 +52,19 @@ def test_the_sandbox_provides_its_service_port(tmp_path):
 
     env = load_config(REPO / "runbooks.toml").environment("sandbox")
     assert env.provided_vars == {"api_port"}
+
+
+def test_numeric_fields_are_validated_before_a_run(tmp_path, capsys):
+    (tmp_path / "features").mkdir()
+    (tmp_path / "features" / "host.feature").write_text(textwrap.dedent("""\
+        Feature: Host
+          Scenario: Limits
+            Then on host "web", port 70000 is listening
+            And on host "web", memory usage is below 140%
+        """), encoding="utf-8")
+    config = tmp_path / "runbooks.toml"
+    config.write_text('[environments.ci]\nhosts = { web = "local://" }\n', encoding="utf-8")
+    assert main(["verify", "--config", str(config), "--no-history", "--report-dir", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert "features/host.feature:3: port '70000': is not a TCP port number (1-65535)" in err
+    assert "features/host.feature:4: percent '140': is not a percentage (0-100)" in err

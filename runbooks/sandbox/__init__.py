@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 import boto3
 
 from ..config import Environment
-from .service import PortInUse, ReferenceService
+from .service import ReferenceService
 from .stack import Stack, load_stack, provision
 
 
@@ -25,13 +24,8 @@ class Sandbox:
         # The provisioner's session is deliberately separate from (and unlike) the checks' guarded one.
         provision(self.stack, boto3.Session(region_name=self.stack.region))
         if self.settings.service:
-            try:
-                self.service = ReferenceService(self.stack.service).start(self.stack.service_port)
-            except PortInUse as exc:
-                # Raised inside pytest's hooks, where the CLI shows no traceback: say it here.
-                print(f"runbooks: error: sandbox: {exc}; stop it, or change [service] port in "
-                      f"{self.settings.stack}", file=sys.stderr)
-                raise
+            # PortInUse (a fixed [service] port held by another program) reaches the plugin, which says it once
+            self.service = ReferenceService(self.stack.service).start(self.stack.service_port)
         return self
 
     def service_urls(self) -> dict[str, str]:
