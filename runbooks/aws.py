@@ -106,6 +106,13 @@ class NotImplementedByTarget(Exception):
         super().__init__(f"the {target} target does not implement {operation}")
 
 
+class NoAwsTarget(Exception):
+    """The environment declares no AWS target, so no AWS fact can be checked."""
+
+    def __init__(self) -> None:
+        super().__init__("this environment declares no AWS target (add [environments.NAME.aws] to runbooks.toml)")
+
+
 def _guard(model: Any, **_: Any) -> None:
     if not is_read_operation(model.name):
         raise ReadOnlyViolation(model.service_model.service_name, model.name)
@@ -163,7 +170,7 @@ def error_code(exc: BaseException) -> str:
 
 def describe_error(exc: BaseException, target: str = "aws") -> str | None:
     """A one-line reason for an exception that means "could not check", or None if it is not one."""
-    if isinstance(exc, ReadOnlyViolation | NotImplementedByTarget):
+    if isinstance(exc, ReadOnlyViolation | NotImplementedByTarget | NoAwsTarget):
         return str(exc)
     if isinstance(exc, NotImplementedError):
         match = _MOTO_NOT_IMPLEMENTED.search(str(exc))
@@ -268,6 +275,8 @@ class AwsTarget:
             self.calls += 1
 
     def client(self, service: str, region: str | None = None) -> Any:
+        if self.settings.target == "none":
+            raise NoAwsTarget()
         region = region or self.settings.region
         key = (service, region)
         with self._lock:

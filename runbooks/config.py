@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 CONFIG_NAME = "runbooks.toml"
-AWS_TARGETS = ("moto", "endpoint", "live")
+AWS_TARGETS = ("moto", "endpoint", "live")  # an environment without [aws] gets "none": no AWS steps can run
 
 
 class ConfigError(Exception):
@@ -241,12 +241,14 @@ def _parse_environment(name: str, raw: Any, root: Path, fail: Any) -> Environmen
             key,
         )
     aws_fields = {k: v for k, v in aws_raw.items() if k != "url"}
+    if "aws" not in raw:  # no [aws]: AWS steps say so (ERROR) instead of checking an empty stub
+        aws_fields["target"] = "none"
     if "url" in aws_raw:
         aws_fields["endpoint_url"] = aws_raw["url"]
     if "regions" in aws_fields:
         aws_fields["regions"] = tuple(aws_fields["regions"])
     aws = AwsSettings(**aws_fields)
-    if aws.target not in AWS_TARGETS:
+    if aws.target not in (*AWS_TARGETS, "none"):
         raise fail(
             f"environment {name!r}: aws.target must be one of {', '.join(AWS_TARGETS)} (got {aws.target!r})",
             f"{table}.aws",

@@ -68,3 +68,20 @@ def test_numeric_fields_are_validated_before_a_run(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "features/host.feature:3: port '70000': is not a TCP port number (1-65535)" in err
     assert "features/host.feature:4: percent '140': is not a percentage (0-100)" in err
+
+
+def test_an_environment_without_aws_reports_aws_steps_as_errors_not_drift(tmp_path, status_service, capsys):
+    status_service.set("/ok")
+    (tmp_path / "features").mkdir()
+    (tmp_path / "features" / "mixed.feature").write_text(textwrap.dedent("""\
+        Feature: Mixed
+          Scenario: API and a bucket
+            Then the service "api" answers GET "/ok" with status 200 within 2000 ms
+            And the S3 bucket "acme-logs" has versioning enabled
+        """), encoding="utf-8")
+    config = tmp_path / "runbooks.toml"
+    config.write_text(f'[environments.ci]\nservices = {{ api = "{status_service.url}" }}\n', encoding="utf-8")
+    assert main(["verify", "--config", str(config), "--no-history", "--report-dir", str(tmp_path / "r")]) == 3
+    out = capsys.readouterr().out
+    assert "environment ci (no AWS)" in out
+    assert "this environment declares no AWS target" in out
