@@ -145,7 +145,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     if args.waivers or waivers.is_file():
         load_waivers(waivers)  # malformed waivers: exit 2 before anything runs
     history = None if args.no_history else (args.history or config.root / DEFAULT_HISTORY)
-    target = "no AWS" if env.aws.target == "none" else env.aws.target + (f", {env.aws.region}" if env.aws.region else "")
+    target = "no AWS" if env.aws.target == "none" else f"{env.aws.target}, {env.aws.region}"
     print(f"runbooks verify: environment {env.name} ({target}), {len(files)} runbook(s)")
 
     pytest_args = [
