@@ -25,17 +25,26 @@ READ_PREFIXES = ("Describe", "Get", "List", "Head", "BatchGet")
 READ_OPERATIONS = {"Query", "Scan", "GetCallerIdentity", "AssumeRole"}
 
 # Error codes that mean "could not check", never "the resource is wrong".
-ACCESS_CODES = {
-    "AccessDenied",
-    "AccessDeniedException",
-    "UnauthorizedOperation",
+ACCESS_CODES = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "403"}
+# The credentials themselves are wrong: fixing permissions would not help.
+CREDENTIAL_CODES = {
     "UnrecognizedClientException",
     "InvalidClientTokenId",
+    "InvalidAccessKeyId",
     "ExpiredToken",
     "ExpiredTokenException",
+    "RequestExpired",
     "SignatureDoesNotMatch",
     "AuthFailure",
-    "403",
+}
+# Named like reads, but they change state (create users or identities): refused like any write.
+MUTATING_READS = {
+    "GetClusterCredentials",
+    "GetClusterCredentialsWithIAM",
+    "GetId",
+    "GetOpenIdToken",
+    "GetOpenIdTokenForDeveloperIdentity",
+    "GetCredentialsForIdentity",
 }
 THROTTLING_CODES = {
     "Throttling",
@@ -73,6 +82,8 @@ def _name_iam_action(http_response: Any = None, parsed: Any = None, model: Any =
     """``after-call``: note on a denial the IAM action it needs (S3's and stubs' messages leave it out)."""
     if http_response is None or model is None or not isinstance(parsed, dict):
         return
+    if http_response.status_code < 400 and "Error" not in parsed:
+        return  # a successful answer: leave it exactly as the service sent it (steps read it)
     error = parsed.setdefault("Error", {})
     code = error.get("Code", "")
     if code in _DENIED_CODES or (http_response.status_code == 403 and code in ("403", "")):  # "403": no body
@@ -83,6 +94,8 @@ def _name_iam_action(http_response: Any = None, parsed: Any = None, model: Any =
 
 
 def is_read_operation(operation: str) -> bool:
+    if operation in MUTATING_READS:
+        return False
     return operation in READ_OPERATIONS or operation.startswith(READ_PREFIXES)
 
 
@@ -191,6 +204,8 @@ def describe_error(exc: BaseException, target: str = "aws") -> str | None:
         code = error_code(exc)
         operation = getattr(exc, "operation_name", "?")
         message = exc.response.get("Error", {}).get("Message", "")
+        if code in CREDENTIAL_CODES:
+            return f"the AWS credentials were rejected for {operation} ({code}): {message}".rstrip(": ")
         needed = exc.response.get("Error", {}).get("IamAction", "")
         if code in ACCESS_CODES or (needed and not code):
             reason = f"access denied for {operation} ({code or 'HTTP 403'}): {message}".rstrip(": ")

@@ -162,8 +162,21 @@ _CONTAINER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")  # what the Docker
 
 
 def _expand_env(value: str) -> str:
-    """``${NAME}`` from the process environment: secrets stay out of runbooks.toml."""
-    return re.sub(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}", lambda m: os.environ.get(m.group(1), ""), value)
+    """``${NAME}`` from the process environment: secrets stay out of runbooks.toml. KeyError if unset:
+    an empty token would send an unauthenticated request and report the 401 as drift."""
+    return re.sub(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}", lambda m: os.environ[m.group(1)], value)
+
+
+def _aws_type_problem(key: str, value: Any) -> str | None:
+    expected = {"connect_timeout": (int, float), "read_timeout": (int, float), "max_attempts": (int,)}
+    if key == "regions":
+        if not isinstance(value, list) or not value or not all(isinstance(r, str) and r for r in value):
+            return "must be a non-empty list of region names"
+        return None
+    kinds = expected.get(key, (str,))
+    if isinstance(value, bool) or not isinstance(value, kinds):
+        return "must be a number" if kinds != (str,) else "must be a string"
+    return None
 
 
 def find_config(start: Path | None = None) -> Path:
@@ -231,6 +244,9 @@ def _parse_environment(name: str, raw: Any, root: Path, fail: Any) -> Environmen
             f"environment {name!r}: unknown key {key!r}" + did_you_mean(key, tuple(_ENV_KEYS)), table, key
         )
 
+    for section in ("aws", "vars", "services", "hosts", "docker", "sandbox"):
+        if section in raw and not isinstance(raw[section], dict):
+            raise fail(f"environment {name!r}: {section} must be a table", table, section)
     aws_raw = raw.get("aws", {})
     bad = set(aws_raw) - _AWS_KEYS
     if bad:
@@ -245,6 +261,10 @@ def _parse_environment(name: str, raw: Any, root: Path, fail: Any) -> Environmen
         aws_fields["target"] = "none"
     if "url" in aws_raw:
         aws_fields["endpoint_url"] = aws_raw["url"]
+    for key, value in aws_fields.items():
+        problem = _aws_type_problem(key, value)
+        if problem:
+            raise fail(f"environment {name!r}: aws.{key} {problem}", f"{table}.aws", key)
     if "regions" in aws_fields:
         aws_fields["regions"] = tuple(aws_fields["regions"])
     aws = AwsSettings(**aws_fields)
@@ -278,7 +298,11 @@ def _parse_environment(name: str, raw: Any, root: Path, fail: Any) -> Environmen
         if not isinstance(headers, dict) or not all(isinstance(v, str) for v in headers.values()):
             raise fail(f"environment {name!r}: service {service!r} headers must be a table of strings",
                        f"{table}.services", service)
-        value = {**value, "headers": {k: _expand_env(v) for k, v in headers.items()}}
+        try:
+            value = {**value, "headers": {k: _expand_env(v) for k, v in headers.items()}}
+        except KeyError as exc:
+            raise fail(f"environment {name!r}: service {service!r} header uses ${{{exc.args[0]}}}, which is not set "
+                       "in the environment of this run", f"{table}.services", service) from None
         services[service] = ServiceSettings(name=service, **value)
 
     sandbox = None
@@ -301,6 +325,15 @@ def _parse_environment(name: str, raw: Any, root: Path, fail: Any) -> Environmen
             raise fail(f"environment {name!r}: sandbox stack file {sb['stack']!r} not found", table, "sandbox")
         sandbox = SandboxSettings(stack, sb.get("variant", "healthy"), sb.get("service"))
 
+    hosts = raw.get("hosts", {})
+    for host, url in hosts.items():
+        if not isinstance(url, str) or "://" not in url:
+            raise fail(f"environment {name!r}: host {host!r} must be a testinfra URL such as 'local://' or "
+                       "'paramiko://user@host'", f"{table}.hosts", host)
+    secrets = raw.get("secrets", [])
+    if not isinstance(secrets, list) or not all(isinstance(v, str) and v for v in secrets):
+        raise fail(f"environment {name!r}: secrets must be a list of variable or environment variable names",
+                   table, "secrets")
     docker, containers = _parse_docker(name, raw.get("docker", {}), table, fail)
     variables = raw.get("vars", {})
     for key, value in variables.items():
@@ -312,11 +345,11 @@ def _parse_environment(name: str, raw: Any, root: Path, fail: Any) -> Environmen
         aws=aws,
         vars={k: str(v) for k, v in variables.items()},
         services=services,
-        hosts=dict(raw.get("hosts", {})),
+        hosts=hosts,
         docker=docker,
         containers=containers,
         sandbox=sandbox,
-        secrets=tuple(raw.get("secrets", ())),
+        secrets=tuple(secrets),
     )
 
 

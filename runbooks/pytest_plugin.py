@@ -96,7 +96,8 @@ class FeatureFile(pytest.Module):
                     regions = list(session.environment().aws.all_regions)
                 for region in regions:
                     test = bdd_scenario(feature.filename, name, features_base_dir=str(self.path.parent))(_scenario)
-                    test.runbooks_region = region or _tag_value(tags, "region")  # type: ignore[attr-defined]
+                    pinned = _tag_value(feature.scenarios[name].tags, "region") or _tag_value(feature.tags, "region")
+                    test.runbooks_region = region or pinned  # type: ignore[attr-defined]
                     test_name = f"test_{_python_name(name)}" + (f"__{_python_name(region)}" if region else "")
                     while test_name in module.__dict__:  # two names that differ only in punctuation
                         test_name += "_"

@@ -201,10 +201,12 @@ def step_keyword(keyword: str) -> str:
 
 
 def resolve(value: Any, env: Environment | None) -> Any:
-    """Fill ``{variables}`` from the environment; without one they stay ``{name}`` for the reader to fill."""
+    """Fill ``{variables}`` from the environment; without one they stay ``{name}`` for the reader to fill.
+    Variables the environment declares secret always stay ``{name}``: the site is published."""
     if env is None or not isinstance(value, str):
         return value
-    return _VARIABLE.sub(lambda m: env.vars.get(m.group(1), m.group(0)), value)
+    public = {k: v for k, v in env.vars.items() if k not in env.secrets}
+    return _VARIABLE.sub(lambda m: public.get(m.group(1), m.group(0)), value)
 
 
 # Shared text helpers (both formats) ---------------------------------------------------------------------------

@@ -6,6 +6,7 @@ raises, and the exception is classified here), the run records it and tells the 
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -63,7 +64,10 @@ class Finding(Exception):
 
 # `@requires:<capability>` on a scenario or feature: run it only where the environment can answer.
 CAPABILITIES: dict[str, tuple[Callable[[Environment], bool], str]] = {
-    "docker": (lambda env: bool(env.docker), "environment {env} declares no Docker engine"),
+    "docker": (
+        lambda env: bool(env.docker.get("host") or os.environ.get("DOCKER_HOST")),
+        "environment {env} declares no Docker engine (docker.host, or DOCKER_HOST)",
+    ),
     "hosts": (lambda env: bool(env.hosts), "environment {env} declares no hosts"),
     "aws-backup": (
         lambda env: env.aws.target != "moto",
@@ -109,6 +113,9 @@ class RegionView:
 
     def memo(self, key: Any, compute: Callable[[], Any]) -> Any:
         return self._target.memo((self.region, key), compute)
+
+    def call(self, service: str, operation: str, region: str | None = None, **params: Any) -> Any:
+        return self._target.call(service, operation, region or self.region, **params)
 
     def __getattr__(self, name: str) -> Any:  # account_id, name, calls, ...
         return getattr(self._target, name)
@@ -195,7 +202,9 @@ class Run:
                 return self._resources[key]
         value = factory()
         with self._lock:
-            if key in self._resources:  # another thread won the race; keep theirs
+            if key in self._resources:  # another thread won the race; keep theirs, close ours
+                if close is not None:
+                    close(value)
                 return self._resources[key]
             self._resources[key] = value
             if close is not None:
@@ -292,6 +301,8 @@ def error_hint(reason: str) -> str:
     lowered = reason.lower()
     if "access denied" in lowered:
         return "grant the read permission named above to the identity running the checks (see `runbooks iam-policy`)"
+    if "credentials were rejected" in lowered:
+        return "refresh or fix the credentials of this environment (expired session, wrong key or clock skew)"
     if "credentials" in lowered or "profile" in lowered:
         return "configure AWS credentials for this environment (profile, environment variables or role)"
     if "read-only" in lowered:

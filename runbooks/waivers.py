@@ -68,7 +68,8 @@ class Waivers:
     def apply(self, record: StepRecord) -> StepRecord:
         if record.outcome is not Outcome.FAIL:
             return record
-        for waiver in self.items:
+        # A waiver still in force wins over an expired one for the same check (a renewal).
+        for waiver in sorted(self.items, key=lambda w: w.expires < self.today):
             if not waiver.matches(record):
                 continue
             waiver.used = True
@@ -86,7 +87,7 @@ class Waivers:
     def warnings(self) -> list[str]:
         out = []
         for waiver in self.items:
-            if not waiver.used:
+            if waiver.expires >= self.today and not waiver.used:
                 out.append(f"{self.path}:{waiver.line}: warning: waiver matches no failing check ({waiver.describe()})")
             elif waiver.expires < self.today:
                 out.append(f"{self.path}:{waiver.line}: warning: waiver expired on {waiver.expires.isoformat()} "
