@@ -79,6 +79,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("runbooks: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # noqa: BLE001 - a defect must still end in one line and "could not verify"
+        print(f"runbooks: internal error: {type(exc).__name__}: {exc} (please report it)", file=sys.stderr)
+        return EXIT_ERROR
 
 
 def tag_expression(expr: str | None) -> str | None:
@@ -121,6 +124,10 @@ class _Probe:
     def __init__(self) -> None:
         self.session: Any = None
         self.collect_errors: list[str] = []
+        self.interrupted = False
+
+    def pytest_keyboard_interrupt(self) -> None:
+        self.interrupted = True
 
     def pytest_collectreport(self, report: Any) -> None:
         if report.failed:
@@ -145,6 +152,11 @@ def cmd_verify(args: argparse.Namespace) -> int:
     if args.waivers or waivers.is_file():
         load_waivers(waivers)  # malformed waivers: exit 2 before anything runs
     history = None if args.no_history else (args.history or config.root / DEFAULT_HISTORY)
+    if args.no_history and (args.drift or args.notify):
+        raise UsageError("--drift and --notify compare with the history: they cannot be used with --no-history")
+    _check_writable(args.report_dir, "--report-dir")
+    if history:
+        _open_history(history)
     target = "no AWS" if env.aws.target == "none" else f"{env.aws.target}, {env.aws.region}"
     print(f"runbooks verify: environment {env.name} ({target}), {len(files)} runbook(s)")
 
@@ -174,6 +186,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
         print(error, file=sys.stderr)
     session = probe.session
     run = session.run if session else None
+    if probe.interrupted and (run is None or not run.records):
+        print("runbooks: interrupted before any check ran", file=sys.stderr)
+        return 130
     if run is None or not run.records:
         if code == pytest.ExitCode.NO_TESTS_COLLECTED or (marker and code == pytest.ExitCode.OK):
             raise UsageError(f"no scenario matches --tags {args.tags!r}" if marker else "no scenarios to run")
@@ -202,9 +217,28 @@ def cmd_verify(args: argparse.Namespace) -> int:
             history, env.name, run.run_id, None, run.redactor, args.notify, args.notify_always,
             args.report_url, result, show=args.drift,
         )
-    if run.status == "interrupted":
-        return 130
     return result
+
+
+def _check_writable(directory: Path, option: str) -> None:
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        probe = directory / ".runbooks-write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise UsageError(f"{option} {directory}: cannot write there ({exc.strerror})") from None
+
+
+def _open_history(path: Path) -> None:
+    import sqlite3
+
+    from .history import History
+
+    try:
+        History(path).close()
+    except (OSError, sqlite3.Error) as exc:
+        raise UsageError(f"--history {path}: cannot open the history database ({exc})") from None
 
 
 def cmd_steps(args: argparse.Namespace) -> int:

@@ -8,17 +8,19 @@ from dataclasses import dataclass, field
 from .result import Outcome, StepRecord
 from .waivers import EXPIRED_MARK
 
-CheckKey = tuple[str, str, str, int]  # runbook, scenario, step, occurrence
+CheckKey = tuple[str, str, str, int]  # runbook, scenario, step as written, occurrence
 
 
 def keyed(records: list[StepRecord]) -> dict[CheckKey, StepRecord]:
-    """Automated checks by identity; a step repeated in a scenario is told apart by its occurrence."""
+    """Automated checks by identity. The identity is the step as written, so a variable whose value
+    changes between runs (the sandbox's port) is the same check; a step repeated in a scenario is told
+    apart by its occurrence."""
     seen: Counter[tuple[str, str, str]] = Counter()
     out: dict[CheckKey, StepRecord] = {}
     for r in records:
-        if r.outcome in (Outcome.MANUAL, Outcome.SKIPPED):
+        if r.outcome is Outcome.MANUAL:
             continue
-        base = (r.runbook, r.scenario, r.step)
+        base = (r.runbook, r.scenario, r.written or r.step)
         out[(*base, seen[base])] = r
         seen[base] += 1
     return out
@@ -33,17 +35,20 @@ class Drift:
     added: list[StepRecord] = field(default_factory=list)
     removed: list[StepRecord] = field(default_factory=list)
     waivers_expired: list[StepRecord] = field(default_factory=list)
+    no_longer_verified: list[StepRecord] = field(default_factory=list)
 
     @property
     def changed(self) -> bool:
         """Anything a person should hear about (still-failing alone is not news)."""
-        return any((self.new_failures, self.fixed, self.new_errors, self.added, self.removed, self.waivers_expired))
+        return any((self.new_failures, self.fixed, self.new_errors, self.added, self.removed, self.waivers_expired,
+                    self.no_longer_verified))
 
     def sections(self) -> list[tuple[str, list[StepRecord]]]:
         return [
             ("new failures", self.new_failures),
             ("new errors (could not verify)", self.new_errors),
             ("waivers expired", self.waivers_expired),
+            ("no longer verified (skipped now)", self.no_longer_verified),
             ("fixed", self.fixed),
             ("still failing", self.still_failing),
             ("checks added", self.added),
@@ -58,6 +63,10 @@ def compare(previous: list[StepRecord], current: list[StepRecord]) -> Drift:
         was = before.get(key)
         if was is None:
             drift.added.append(now)
+        if now.outcome is Outcome.SKIPPED:
+            if was is not None and was.outcome is not Outcome.SKIPPED:
+                drift.no_longer_verified.append(now)
+            continue
         if now.outcome is Outcome.FAIL:
             if EXPIRED_MARK in now.hint and (was is None or was.outcome is Outcome.WAIVED):
                 drift.waivers_expired.append(now)

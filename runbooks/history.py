@@ -119,9 +119,13 @@ class History:
         rows = self._db.execute("SELECT record FROM results WHERE run_id = ? ORDER BY seq", (run_id,))
         return [StepRecord.from_json(json.loads(r)) for (r,) in rows]
 
-    def find(self, run_id: str) -> RunSummary | None:
-        row = self._db.execute(
-            "SELECT id, environment, target, started_at, finished_at, status, exit_code FROM runs WHERE id LIKE ?",
-            (run_id + "%",),
-        ).fetchone()
-        return self._summary(row) if row else None
+    def find(self, run_id: str, environment: str) -> RunSummary:
+        """The one run of ``environment`` whose id starts with ``run_id``; ValueError otherwise."""
+        rows = self._db.execute(
+            "SELECT id, environment, target, started_at, finished_at, status, exit_code FROM runs "
+            "WHERE substr(id, 1, ?) = ? AND environment = ?",
+            (len(run_id), run_id, environment),
+        ).fetchall()
+        if len(rows) != 1:
+            raise ValueError(f"{len(rows)} runs of {environment!r} have an id starting with {run_id!r}")
+        return self._summary(rows[0])

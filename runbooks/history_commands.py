@@ -64,11 +64,15 @@ def _baseline(history: History, env: str, current_id: str | None, against: str |
               ) -> tuple[str, list[StepRecord]] | None:
     if against:
         if Path(against).is_file():
-            _, records = read_results_json(Path(against))
+            try:
+                _, records = read_results_json(Path(against))
+            except (ValueError, KeyError, TypeError) as exc:
+                raise ConfigError(f"not a runbooks results.json ({type(exc).__name__}: {exc})", against) from None
             return against, records
-        found = history.find(against)
-        if found is None:
-            raise ConfigError(f"--against {against!r}: no such run id or results.json")
+        try:
+            found = history.find(against, env)
+        except ValueError as exc:
+            raise ConfigError(f"--against {against!r}: {exc}; give a longer run id or a results.json") from None
         return f"run {found.id}", history.records(found.id)
     for candidate in history.runs(env, limit=50):
         if candidate.id != current_id and candidate.status == "finished":
@@ -81,8 +85,11 @@ def report_drift(history_path: Path, env: str, current_id: str | None, against: 
                  show: bool = True, as_json: bool = False) -> int:
     history = History(history_path)
     try:
-        runs = [r for r in history.runs(env, limit=50) if r.status != "running" or r.id == current_id]
-        current = next((r for r in runs if r.id == current_id), None) if current_id else (runs[0] if runs else None)
+        runs = history.runs(env, limit=50)
+        if current_id:
+            current = next((r for r in runs if r.id == current_id), None)
+        else:  # `runbooks drift`: the latest complete run
+            current = next((r for r in runs if r.status == "finished"), None)
         if current is None:
             raise ConfigError(f"no recorded run for environment {env!r}", history_path)
         # The first recorded run is compared with nothing: every check is new.

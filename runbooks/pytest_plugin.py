@@ -186,15 +186,18 @@ class RunbooksSession:
             config, option = self.config(), self.pytest_config.getoption
             run = Run(config, self.environment())
             run.fail_on = option("runbooks_fail_on")
-            waivers = option("runbooks_waivers") or (config.root / "waivers.toml")
-            if option("runbooks_waivers") or Path(waivers).is_file():
-                run.waivers = load_waivers(Path(waivers))
-            if not option("runbooks_no_history"):
-                run.history = History(Path(option("runbooks_history") or config.root / DEFAULT_HISTORY))
             if self.printer:
                 run.listeners.append(self.printer.step)
             try:
+                waivers = option("runbooks_waivers") or (config.root / "waivers.toml")
+                if option("runbooks_waivers") or Path(waivers).is_file():
+                    run.waivers = load_waivers(Path(waivers))
+                if not option("runbooks_no_history"):
+                    run.history = History(Path(option("runbooks_history") or config.root / DEFAULT_HISTORY))
                 self.run = run.start()
+            except KeyboardInterrupt:
+                run.stop("interrupted")
+                raise
             except Exception as exc:  # noqa: BLE001 - nothing can be checked; say why once, not per scenario
                 run.stop("failed")
                 message = f"runbooks: error: could not start the run for {run.env.name!r}: {exc}"
@@ -232,6 +235,7 @@ class RunbooksSession:
             runbook=progress.runbook,
             scenario=progress.name,
             step=run.resolve(step.name),
+            written=step.name,
             outcome=outcome,
             duration_ms=duration,
             severity=progress.severity,
@@ -293,10 +297,13 @@ def pytest_bdd_after_scenario(request: pytest.FixtureRequest, **_: Any) -> None:
     progress: ScenarioProgress = request.node.stash[_STATE]
     session: RunbooksSession = request.config.stash[RUN_KEY]
     run = session.ensure_run()
+    # Steps never reached: after a failed precondition, or because the run was interrupted (Ctrl-C).
+    reason = "not run: an earlier step of this scenario did not pass" if progress.failed() \
+        else "not run: the run was interrupted"
     for step in progress.scenario.steps:
         if id(step) not in progress.done:
             record = session._record(progress, step, Outcome.SKIPPED, 0.0)
-            record.observed = "not run: an earlier step of this scenario did not pass"
+            record.observed = reason
             progress.records.append(run.record(record))
     if session.printer and progress.failed():
         session.printer.resolution(progress)

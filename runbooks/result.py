@@ -70,6 +70,7 @@ class StepRecord:
     keyword: str = ""
     line: int = 0
     environment: str = ""
+    written: str = ""  # the step text as written, before {variables}: the check's identity across runs
 
     @property
     def automated(self) -> bool:

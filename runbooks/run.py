@@ -271,7 +271,13 @@ class Run:
         return record
 
     def exit_code(self) -> int:
-        return 2 if self.aborted else exit_code(self.records, self.fail_on)
+        if self.aborted:
+            return 2  # a guard stopped the run: the environment is not the one named
+        if self.status == "interrupted":
+            return 130
+        if self.status == "failed":
+            return 3  # could not even start: nothing was verified
+        return exit_code(self.records, self.fail_on)
 
     def metadata(self) -> dict[str, Any]:
         return {

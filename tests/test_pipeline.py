@@ -337,3 +337,33 @@ def test_the_wrong_account_stops_the_run_early_with_exit_2(tmp_path, status_serv
     assert "interrupted" not in err and doc["run"]["status"] == "aborted"
     assert not [r for r in status_service.requests if r["path"] == "/ok"]
     assert doc["run"]["exit_code"] == 2
+
+
+def test_a_check_keeps_its_identity_when_a_variable_changes_value():
+    def rec(step: str, outcome: Outcome = Outcome.PASS) -> StepRecord:
+        return StepRecord("r", "s", step, outcome, written='on host "api", port {api_port} is listening')
+
+    drift = compare([rec('on host "api", port 40001 is listening')], [rec('on host "api", port 40002 is listening')])
+    assert not drift.changed and not drift.added and not drift.removed
+
+
+def test_a_check_that_is_skipped_now_is_no_longer_verified_not_removed():
+    before = [StepRecord("r", "s", "step", Outcome.FAIL)]
+    after = [StepRecord("r", "s", "step", Outcome.SKIPPED, observed="not run: ...")]
+    drift = compare(before, after)
+    assert drift.no_longer_verified and not drift.removed and drift.changed
+
+
+def test_drift_against_an_unknown_run_id_or_a_bad_results_file_is_refused(tmp_path, status_service, capsys):
+    history = tmp_path / "h.sqlite"
+    status_service.set("/a")
+    config = project(tmp_path, status_service, {"a": ("high", "/a")})
+    assert verify(config, tmp_path, "--history", str(history)) == 0
+    assert verify(config, tmp_path, "--history", str(history)) == 0
+    capsys.readouterr()
+    assert main(["drift", "--config", str(config), "--history", str(history), "--against", "zz"]) == 2
+    assert "0 runs of 'ci' have an id starting with 'zz'" in capsys.readouterr().err
+    (tmp_path / "bad.json").write_text("{}")
+    assert main(["drift", "--config", str(config), "--history", str(history), "--against",
+                 str(tmp_path / "bad.json")]) == 2
+    assert "not a runbooks results.json" in capsys.readouterr().err
