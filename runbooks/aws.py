@@ -342,7 +342,7 @@ class AwsTarget:
             except NotImplementedError as exc:
                 raise self._gap(client, operation) from exc
 
-        return self.memo(("paginate", service, region, operation, _freeze(params)), fetch)
+        return self.memo(("paginate", service, region or self.settings.region, operation, _freeze(params)), fetch)
 
     def _gap(self, client: Any, operation: str) -> NotImplementedByTarget:
         return NotImplementedByTarget(self.name, client.meta.method_to_api_mapping.get(operation, operation))

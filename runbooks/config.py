@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 CONFIG_NAME = "runbooks.toml"
+VARIABLE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")  # a {variable} in feature text
 AWS_TARGETS = ("moto", "endpoint", "live")  # an environment without [aws] gets "none": no AWS steps can run
 
 
@@ -50,7 +51,6 @@ class AwsSettings:
     profile: str | None = None
     role_arn: str | None = None
     external_id: str | None = None
-    account_id: str | None = None
     connect_timeout: float = 5.0
     read_timeout: float = 15.0
     max_attempts: int = 5

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from . import registry
+from .aws import READ_PREFIXES
 from .cli import UsageError
 from .config import Config, ConfigError, find_config, load_config
 from .features import FeatureDoc, StepDoc, discover, parse_feature
@@ -35,7 +36,6 @@ STATEMENT_ID = "RunbooksReadOnly"
 PERMISSION = re.compile(r"^[a-z0-9][a-z0-9-]*:[A-Z][A-Za-z0-9]*$")
 # IAM actions that only read; the same vocabulary as the read-only guard in runbooks.aws
 # (sts:AssumeRole is left out on purpose: it belongs to the caller, not to the checks).
-READ_PREFIXES = ("Get", "List", "Describe", "Head", "BatchGet")
 READ_ACTIONS = frozenset({"Query", "Scan", "GetCallerIdentity"})
 
 

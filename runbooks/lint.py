@@ -20,8 +20,8 @@ from typing import Any
 from .config import Config, ConfigError, Environment, load_config
 from .features import FeatureDoc, ScenarioDoc, discover, parse_feature, sections
 from .preflight import check_feature, display_path
+from .reports import SEVERITIES
 
-SEVERITIES = ("critical", "high", "medium", "low", "info")
 CLASS_TAGS = ("operational", "integrity")
 REQUIRED_SECTIONS = ("Purpose", "When to use", "Prerequisites", "Escalation", "Rollback", "References")
 TROUBLESHOOTING_SECTIONS = ("Symptom", "Root cause", "Resolution")

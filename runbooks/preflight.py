@@ -13,10 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import registry
-from .config import Environment
+from .config import VARIABLE, Environment
 from .features import FeatureDoc, StepDoc
 
-VARIABLE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 # Step fields whose values must name something the environment declares.
 NAMED_FIELDS = {"service": "services", "host": "hosts", "container": "containers"}
 

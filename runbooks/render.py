@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from .config import Config, Environment, load_config
+from .config import VARIABLE, Config, Environment, load_config
 from .features import FeatureDoc, ScenarioDoc, StepDoc, discover, parse_feature, render_outline, sections
 from .formatting import coverage
 from .preflight import display_path
@@ -30,7 +30,6 @@ from .result import Outcome, StepRecord
 SEVERITY_ORDER = ("critical", "high", "medium", "low", "info")
 # Which outcome a step or scenario shows when it ran several times (background, outline rows).
 _RANK = {Outcome.FAIL: 0, Outcome.ERROR: 1, Outcome.WAIVED: 2, Outcome.PASS: 3, Outcome.SKIPPED: 4, Outcome.MANUAL: 5}
-_VARIABLE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _CODE = re.compile(r"`([^`]+)`")
 _LIST_ITEM = re.compile(r"^([-*]|\d+[.)])\s+")
 _RUNBOOK_PATH = re.compile(r"(?<![\w/])features/[\w./-]*[\w/]")
@@ -206,7 +205,7 @@ def resolve(value: Any, env: Environment | None) -> Any:
     if env is None or not isinstance(value, str):
         return value
     public = {k: v for k, v in env.vars.items() if k not in env.secrets}
-    return _VARIABLE.sub(lambda m: public.get(m.group(1), m.group(0)), value)
+    return VARIABLE.sub(lambda m: public.get(m.group(1), m.group(0)), value)
 
 
 # Shared text helpers (both formats) ---------------------------------------------------------------------------

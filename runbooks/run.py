@@ -7,7 +7,6 @@ raises, and the exception is classified here), the run records it and tells the 
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 import sys
 import threading
@@ -23,7 +22,7 @@ from _pytest.outcomes import Failed
 
 from . import __version__
 from .aws import AwsTarget, describe_error
-from .config import Config, ConfigError, Environment, ServiceSettings
+from .config import VARIABLE, Config, ConfigError, Environment, ServiceSettings
 from .history import History
 from .redact import Redactor
 from .registry import StepDefinition
@@ -31,7 +30,6 @@ from .reports import exit_code
 from .result import CheckResult, StepRecord
 from .waivers import Waivers
 
-VARIABLE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 HARD_STEP_TYPES = {"given", "when"}  # a failed precondition or action stops its scenario
 
 
@@ -148,6 +146,7 @@ class Run:
         self.records: list[StepRecord] = []
         self.services: dict[str, ServiceSettings] = dict(env.services)
         self.vars: dict[str, str] = dict(env.vars)
+        self.git_commit = git_commit(config.root)
         self.redactor = Redactor.for_environment(env)
         self.started_at = datetime.now(UTC)
         self.finished_at: datetime | None = None
@@ -186,6 +185,7 @@ class Run:
         self.status = status
         if self.history is not None and self.run_id is not None:
             self.history.finish_run(self.run_id, self.metadata(), self.exit_code(), status)
+            self.history.close()
         while self._stoppers:
             stop = self._stoppers.pop()
             try:
@@ -290,7 +290,7 @@ class Run:
             "region": self.env.aws.region,
             "started_at": self.started_at.isoformat(timespec="seconds"),
             "finished_at": (self.finished_at or datetime.now(UTC)).isoformat(timespec="seconds"),
-            "git_commit": git_commit(self.config.root),
+            "git_commit": self.git_commit,
             "tool_version": __version__,
             "aws_api_calls": self.aws.calls,
         }
