@@ -4,12 +4,22 @@ from __future__ import annotations
 
 from runbooks.result import CheckResult
 
+EXCERPT_CHARS = 160  # how much of a body, a probe's output or an engine error a result quotes
 
-def tag_result(resource: str, tags: dict[str, str], key: str, value: str, hint: str) -> CheckResult:
-    """Shared by every "has tag" check: PASS, or FAIL saying whether the tag is absent or different."""
-    expected = f"tag {key}={value}"
-    if tags.get(key) == value:
-        return CheckResult.passed(resource, expected, f"tag {key}={value}")
+
+def excerpt(text: str | None, limit: int = EXCERPT_CHARS) -> str:
+    """``text`` on one line (whitespace runs collapsed), cut to ``limit`` characters with "..." when longer."""
+    text = " ".join((text or "").split())
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def tag_result(resource: str, tags: dict[str, str], key: str, value: str | None, hint: str) -> CheckResult:
+    """Shared by every "has tag" check: PASS, or FAIL saying whether the tag is absent or different.
+
+    ``value`` None means any value (the tag only has to be there)."""
+    expected = f"tag {key!r}" if value is None else f"tag {key}={value}"
+    if key in tags and (value is None or tags[key] == value):
+        return CheckResult.passed(resource, expected, f"tag {key}={tags[key]}")
     if key in tags:
         observed = f"tag {key}={tags[key]}"
     else:

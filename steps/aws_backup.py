@@ -19,7 +19,7 @@ from runbooks.aws import describe_error, error_code
 from runbooks.registry import check
 from runbooks.result import CheckResult
 from runbooks.run import CheckContext, Finding, error_hint
-from steps.aws_dynamodb import describe, table_tags
+from steps.aws_dynamodb import MISSING, describe, table_tags
 
 TAG_KEY_PREFIX = "aws:ResourceTag/"
 
@@ -188,17 +188,37 @@ def _condition_holds(operator: str, condition: dict[str, Any], tags: dict[str, s
     raise ValueError(f"unknown backup selection condition operator {operator!r}")
 
 
+USABLE_STATES = ("COMPLETED", "AVAILABLE")  # AWS reports either for a recovery point that can be restored
+
+
+def table_arn(ctx: CheckContext, table: str) -> tuple[str, bool]:
+    """The table's ARN and whether the table still exists. A deleted table - exactly when its recovery
+    points matter - gets the ARN it had: built from the caller's partition and account and the region."""
+    try:
+        return str(ctx.aws.read("dynamodb", "describe_table", TableName=table)["Table"]["TableArn"]), True
+    except ClientError as exc:
+        if error_code(exc) not in MISSING:
+            raise
+    identity = ctx.aws.read("sts", "get_caller_identity")
+    parts = str(identity.get("Arn", "")).split(":")  # arn:<partition>:sts::<account>:...
+    partition = parts[1] if len(parts) > 1 and parts[1] else "aws"
+    return f"arn:{partition}:dynamodb:{ctx.aws.settings.region}:{ctx.aws.account_id()}:table/{table}", False
+
+
 @check(
     'the backup vault "{vault}" holds a recovery point of "{resource}" newer than {hours:d} hours',
-    permissions=("backup:ListRecoveryPointsByBackupVault", "dynamodb:DescribeTable"),
+    permissions=("backup:ListRecoveryPointsByBackupVault", "dynamodb:DescribeTable", "sts:GetCallerIdentity"),
     manual="aws backup list-recovery-points-by-backup-vault --backup-vault-name {vault} "
     "--by-resource-arn RESOURCE_ARN",
 )
 def vault_has_recent_recovery_point(ctx: CheckContext, vault: str, resource: str, hours: int) -> CheckResult:
-    """The vault holds a COMPLETED recovery point of the resource created less than ``hours`` ago.
-    ``resource`` is an ARN, or else the name of a DynamoDB table in the environment's region."""
-    expected = f"a COMPLETED recovery point newer than {hours} h"
-    arn = resource if resource.startswith("arn:") else str(describe(ctx, resource, expected)["TableArn"])
+    """The vault holds a usable recovery point (status COMPLETED or AVAILABLE) of the resource created
+    less than ``hours`` ago. ``resource`` is an ARN, or else the name of a DynamoDB table in the
+    environment's region; a table that no longer exists (deleted, to be restored) is looked up by the
+    ARN it had, built from the account, partition and region, and the observed text says it is gone."""
+    expected = f"a COMPLETED or AVAILABLE recovery point newer than {hours} h"
+    arn, exists = (resource, True) if resource.startswith("arn:") else table_arn(ctx, resource)
+    gone = "" if exists else f"; table {resource} no longer exists"
     where = f"backup vault {vault} -> {arn}"
     try:
         with reported_as(ctx, where, expected):
@@ -214,18 +234,19 @@ def vault_has_recent_recovery_point(ctx: CheckContext, vault: str, resource: str
             ) from None
         raise
     points = [p for page in pages for p in page.get("RecoveryPoints", []) if p.get("ResourceArn", arn) == arn]
-    completed = [
-        p for p in points if p.get("Status") == "COMPLETED" and isinstance(p.get("CreationDate"), datetime)
+    usable = [
+        p for p in points if p.get("Status") in USABLE_STATES and isinstance(p.get("CreationDate"), datetime)
     ]
     fix = "check the plan's last backup jobs (aws backup list-backup-jobs --by-resource-arn ...) for failures"
-    if not completed:
+    if not usable:
         others = sorted({str(p.get("Status")) for p in points})
         detail = f" ({len(points)} in other states: {', '.join(others)})" if points else ""
-        return CheckResult.failed(where, expected, f"no completed recovery point{detail}", fix)
-    newest = max(p["CreationDate"] for p in completed)
-    age_h = (datetime.now(UTC) - newest).total_seconds() / 3600
-    when = newest.astimezone(UTC).isoformat(timespec="minutes")
-    observed = f"newest completed recovery point {when} ({age_h:.1f} h ago)"
-    if newest >= datetime.now(UTC) - timedelta(hours=hours):
+        return CheckResult.failed(where, expected, f"no COMPLETED or AVAILABLE recovery point{detail}{gone}", fix)
+    newest = max(usable, key=lambda p: p["CreationDate"])
+    created = newest["CreationDate"]
+    age_h = (datetime.now(UTC) - created).total_seconds() / 3600
+    when = created.astimezone(UTC).isoformat(timespec="minutes")
+    observed = f"newest usable recovery point {when} ({newest['Status']}, {age_h:.1f} h ago){gone}"
+    if created >= datetime.now(UTC) - timedelta(hours=hours):
         return CheckResult.passed(where, expected, observed)
     return CheckResult.failed(where, expected, observed, fix)

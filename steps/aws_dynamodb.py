@@ -16,7 +16,7 @@ from steps._shared import tag_result
 MISSING = {"ResourceNotFoundException", "TableNotFoundException"}
 
 
-def _resource(ctx: CheckContext, table: str) -> str:
+def table_resource(ctx: CheckContext, table: str) -> str:
     return f"dynamodb table {table} ({ctx.aws.settings.region})"
 
 
@@ -28,7 +28,7 @@ def ddb_get(ctx: CheckContext, operation: str, table: str, expected: str, **para
         if error_code(exc) in MISSING:
             raise Finding(
                 CheckResult.failed(
-                    _resource(ctx, table),
+                    table_resource(ctx, table),
                     expected,
                     "the table does not exist",
                     "create the table (apply the data stack) or correct the table name for this environment",
@@ -51,9 +51,9 @@ def table_active(ctx: CheckContext, table: str) -> CheckResult:
     expected = "TableStatus ACTIVE"
     status = describe(ctx, table, expected).get("TableStatus", "UNKNOWN")
     if status == "ACTIVE":
-        return CheckResult.passed(_resource(ctx, table), expected, "TableStatus ACTIVE")
+        return CheckResult.passed(table_resource(ctx, table), expected, "TableStatus ACTIVE")
     return CheckResult.failed(
-        _resource(ctx, table),
+        table_resource(ctx, table),
         expected,
         f"TableStatus {status}",
         "wait for CREATING/UPDATING to finish; a table stuck in another state needs AWS support or a restore",
@@ -73,9 +73,9 @@ def table_pitr_enabled(ctx: CheckContext, table: str) -> CheckResult:
     pitr = description.get("PointInTimeRecoveryDescription", {})
     status = pitr.get("PointInTimeRecoveryStatus", "DISABLED")
     if status == "ENABLED":
-        return CheckResult.passed(_resource(ctx, table), expected, "PointInTimeRecoveryStatus ENABLED")
+        return CheckResult.passed(table_resource(ctx, table), expected, "PointInTimeRecoveryStatus ENABLED")
     return CheckResult.failed(
-        _resource(ctx, table),
+        table_resource(ctx, table),
         expected,
         f"PointInTimeRecoveryStatus {status}",
         f"aws dynamodb update-continuous-backups --table-name {table} "
@@ -95,16 +95,16 @@ def table_gsi_active(ctx: CheckContext, table: str, index: str) -> CheckResult:
     indexes = {i["IndexName"]: i for i in describe(ctx, table, expected).get("GlobalSecondaryIndexes", [])}
     if index not in indexes:
         return CheckResult.failed(
-            _resource(ctx, table),
+            table_resource(ctx, table),
             expected,
             f"no GSI {index!r} (indexes: {', '.join(sorted(indexes)) or 'none'})",
             "add the index in the table's infrastructure code and apply; check the apply log for GSI errors",
         )
     status = indexes[index].get("IndexStatus", "UNKNOWN")
     if status == "ACTIVE":
-        return CheckResult.passed(_resource(ctx, table), expected, f"GSI {index} ACTIVE")
+        return CheckResult.passed(table_resource(ctx, table), expected, f"GSI {index} ACTIVE")
     return CheckResult.failed(
-        _resource(ctx, table),
+        table_resource(ctx, table),
         expected,
         f"GSI {index} {status}",
         "an index in CREATING is still backfilling: wait and re-check; otherwise inspect the apply log",
@@ -125,7 +125,7 @@ def table_has_tag(ctx: CheckContext, table: str, key: str, value: str) -> CheckR
         "add the tag in the table's infrastructure code, or "
         f"aws dynamodb tag-resource --resource-arn {arn} --tags Key={key},Value={value}"
     )
-    return tag_result(_resource(ctx, table), tags, key, value, hint)
+    return tag_result(table_resource(ctx, table), tags, key, value, hint)
 
 
 def table_tags(ctx: CheckContext, table: str, expected: str) -> tuple[str, dict[str, str]]:
@@ -162,11 +162,11 @@ def table_restorable_window(ctx: CheckContext, table: str, hours: int) -> CheckR
     )
     if status != "ENABLED":
         observed = f"PointInTimeRecoveryStatus {status}"
-        return CheckResult.failed(_resource(ctx, table), expected, observed, enable)
+        return CheckResult.failed(table_resource(ctx, table), expected, observed, enable)
     earliest = pitr.get("EarliestRestorableDateTime")
     if not isinstance(earliest, datetime):
         return CheckResult.failed(
-            _resource(ctx, table), expected, "PITR ENABLED but no earliest restorable time reported yet",
+            table_resource(ctx, table), expected, "PITR ENABLED but no earliest restorable time reported yet",
             "PITR was enabled moments ago; re-check later",
         )
     now = datetime.now(UTC)
@@ -177,12 +177,12 @@ def table_restorable_window(ctx: CheckContext, table: str, hours: int) -> CheckR
         f"({_hours(window_h)} window{f', RecoveryPeriodInDays {period}' if period else ''})"
     )
     if earliest <= now - timedelta(hours=hours):
-        return CheckResult.passed(_resource(ctx, table), expected, observed)
+        return CheckResult.passed(table_resource(ctx, table), expected, observed)
     if period and int(period) * 24 < hours:
         hint = f"the recovery period ({period} d) is shorter than {hours} h: {enable},RecoveryPeriodInDays=35"
     else:
         hint = "PITR was enabled (or re-enabled) recently: the window grows with time; find out why"
-    return CheckResult.failed(_resource(ctx, table), expected, observed, hint)
+    return CheckResult.failed(table_resource(ctx, table), expected, observed, hint)
 
 
 def _hours(value: float) -> str:

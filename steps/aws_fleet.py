@@ -14,7 +14,8 @@ Tag rules read every tag of the region in pages through the Resource Groups Tagg
 (``tag:GetResources``) and only confirm the suspected offenders one by one, so a compliant fleet
 costs a handful of calls. The resource list always comes from ListBuckets/ListTables, because
 GetResources leaves out resources that were never tagged (and S3 buckets of other regions); an
-offender is only ever reported from the authoritative per-resource read.
+offender is only ever reported from the authoritative per-resource read. A PASS, though, may rest on
+the tagging API, which can lag behind a recent tag change: the observed text says so.
 """
 
 from __future__ import annotations
@@ -28,11 +29,12 @@ from runbooks.aws import describe_error
 from runbooks.registry import check
 from runbooks.result import CheckResult, Outcome
 from runbooks.run import CheckContext, Finding, error_hint
+from steps._shared import tag_result
 from steps.aws_dynamodb import table_pitr_enabled, table_tags
 from steps.aws_s3 import (
     ALGORITHMS,
-    BLOCK_FLAGS,
     account_block,
+    blocks_all,
     bucket_blocks_public_access,
     bucket_encrypted_with,
     bucket_tags,
@@ -112,8 +114,10 @@ def fleet(
     judge: Callable[[str], CheckResult],
     what: str,
     note: Callable[[], str] = lambda: "",
+    pass_note: Callable[[], str] = lambda: "",
 ) -> CheckResult:
-    """Apply ``judge`` (a single-resource check) to every name matching ``pattern``; one result."""
+    """Apply ``judge`` (a single-resource check) to every name matching ``pattern``; one result.
+    ``note`` is added to the observed text of any outcome, ``pass_note`` to a PASS only."""
     expected = f"every {kind.noun} matching {pattern!r} with {what}"
     try:
         everything = names()
@@ -163,7 +167,7 @@ def fleet(
         if total > 1
         else f"the one matching {noun} with {what}"
     )
-    return CheckResult.passed(kind.resource, expected, observed + extra, evidence=evidence)
+    return CheckResult.passed(kind.resource, expected, observed + extra + pass_note(), evidence=evidence)
 
 
 def _judge_one(ctx: CheckContext, judge: Callable[[str], CheckResult], name: str) -> CheckResult:
@@ -198,6 +202,18 @@ class TagIndex:
         if self.tags is not None:
             return ""
         return f" (tags read {noun} by {noun}: the tagging API was unavailable: {self.reason})"
+
+
+def _tag_sources(noun: str, sources: list[str]) -> str:
+    """Where a PASS's tags came from (an offender is always confirmed by its own read); ``sources`` holds
+    "index" (the tagging API) or "read" (the resource's own tags) per resource judged."""
+    indexed, read = sources.count("index"), sources.count("read")
+    if not indexed:
+        return ""
+    lag = "the tagging API, which can lag behind recent tag changes"
+    if not read:
+        return f" (tags read via {lag})"
+    return f" (tags of {indexed} read via {lag}; {read} read from the {noun} itself)"
 
 
 def tag_index(ctx: CheckContext, resource_type: str) -> TagIndex:
@@ -236,23 +252,17 @@ def _name_from_arn(arn: str, resource_type: str, region: str) -> str:
 
 
 def _tag_judge(
-    index: TagIndex, key: str, read_tags: Callable[[str], dict[str, str]], resource: Callable[[str], str]
+    index: TagIndex, key: str, read_tags: Callable[[str], dict[str, str]], resource: Callable[[str], str],
+    sources: list[str],
 ) -> Callable[[str], CheckResult]:
-    expected = f"tag {key!r}"
-
     def judge(name: str) -> CheckResult:
         known = index.tags.get(name) if index.tags is not None else None
         if known is not None and key in known:
-            return CheckResult.passed(resource(name), expected, f"tag {key}={known[key]}")
+            sources.append("index")  # list.append is atomic: judges run on the fleet's threads
+            return CheckResult.passed(resource(name), f"tag {key!r}", f"tag {key}={known[key]} (via the tagging API)")
         tags = read_tags(name)  # a suspect: confirm with the authoritative per-resource read
-        if key in tags:
-            return CheckResult.passed(resource(name), expected, f"tag {key}={tags[key]}")
-        return CheckResult.failed(
-            resource(name),
-            expected,
-            f"no tag {key!r} (tags: {', '.join(sorted(tags)) or 'none'})",
-            f"add the tag {key!r} in its infrastructure code",
-        )
+        sources.append("read")
+        return tag_result(resource(name), tags, key, None, f"add the tag {key!r} in its infrastructure code")
 
     return judge
 
@@ -284,7 +294,7 @@ def fleet_buckets_block_public_access(ctx: CheckContext, pattern: str) -> CheckR
         account = account_block(ctx)
     except Exception:  # noqa: BLE001 - then each bucket is judged alone and says why it cannot be checked
         account = {}
-    if all(account.get(flag) for flag in BLOCK_FLAGS):
+    if blocks_all(account):
         note = " (the account-level block has all four on)"
         judge = lambda name: CheckResult.passed(f"s3://{name}", "all four on", "account-level block")  # noqa: E731
     return fleet(
@@ -334,12 +344,15 @@ def fleet_buckets_encrypted(ctx: CheckContext, pattern: str, algorithm: str) -> 
 def fleet_buckets_tagged(ctx: CheckContext, pattern: str, key: str) -> CheckResult:
     """Every bucket whose name matches the glob carries the tag (any value). Tags come from the
     tagging API in pages; a bucket that seems to lack the tag is confirmed with GetBucketTagging
-    (all of them, if the tagging API is denied). An unreadable bucket is unchecked, never an offender."""
-    index = tag_index(ctx, "s3")
-    judge = _tag_judge(index, key, lambda name: bucket_tags(ctx, name, f"tag {key!r}"), lambda n: f"s3://{n}")
+    (all of them, if the tagging API is denied). An unreadable bucket is unchecked, never an offender.
+    A PASS may rest on the tagging API, which can lag behind a recent tag change by minutes: the
+    observed text says how many tags were read through it."""
+    index, sources = tag_index(ctx, "s3"), list[str]()
+    judge = _tag_judge(index, key, lambda name: bucket_tags(ctx, name, f"tag {key!r}"), lambda n: f"s3://{n}",
+                       sources)
     return fleet(
         ctx, _bucket_kind(pattern), pattern, lambda: bucket_names(ctx), judge, f"tag {key!r}",
-        note=lambda: index.note("bucket"),
+        note=lambda: index.note("bucket"), pass_note=lambda: _tag_sources("bucket", sources),
     )
 
 
@@ -378,14 +391,16 @@ def fleet_tables_pitr(ctx: CheckContext, pattern: str) -> CheckResult:
 def fleet_tables_tagged(ctx: CheckContext, pattern: str, key: str) -> CheckResult:
     """Every table (of the environment's region) whose name matches the glob carries the tag (any
     value). Tags come from the tagging API in pages; a suspect is confirmed with ListTagsOfResource.
-    A table that cannot be read is listed as unchecked, never as an offender."""
+    A table that cannot be read is listed as unchecked, never as an offender. A PASS may rest on the
+    tagging API, which can lag behind a recent tag change by minutes: the observed text says how many
+    tags were read through it."""
     region = ctx.aws.settings.region
-    index = tag_index(ctx, "dynamodb:table")
+    index, sources = tag_index(ctx, "dynamodb:table"), list[str]()
     judge = _tag_judge(
         index, key, lambda name: table_tags(ctx, name, f"tag {key!r}")[1],
-        lambda n: f"dynamodb table {n} ({region})",
+        lambda n: f"dynamodb table {n} ({region})", sources,
     )
     return fleet(
         ctx, _table_kind(ctx, pattern), pattern, lambda: table_names(ctx), judge, f"tag {key!r}",
-        note=lambda: index.note("table"),
+        note=lambda: index.note("table"), pass_note=lambda: _tag_sources("table", sources),
     )

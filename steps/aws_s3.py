@@ -76,7 +76,7 @@ def bucket_blocks_public_access(ctx: CheckContext, bucket: str) -> CheckResult:
     absent = {"NoSuchPublicAccessBlockConfiguration"}
     response = s3_get(ctx, "get_public_access_block", bucket, absent, expected)
     own = (response or {}).get("PublicAccessBlockConfiguration", {})
-    if all(own.get(flag) for flag in BLOCK_FLAGS):
+    if blocks_all(own):
         return CheckResult.passed(_uri(bucket), expected, "all four on at bucket level")
     account = account_block(ctx)
     off = [flag for flag in BLOCK_FLAGS if not (own.get(flag) or account.get(flag))]
@@ -106,10 +106,15 @@ def account_block(ctx: CheckContext) -> dict[str, Any]:
     return dict(response.get("PublicAccessBlockConfiguration", {}))
 
 
+def blocks_all(flags: dict[str, Any]) -> bool:
+    """Whether a PublicAccessBlockConfiguration (bucket's or account's) has all four settings on."""
+    return all(flags.get(flag) for flag in BLOCK_FLAGS)
+
+
 def _describe_flags(flags: dict[str, Any]) -> str:
-    on = [flag for flag in BLOCK_FLAGS if flags.get(flag)]
-    if len(on) == len(BLOCK_FLAGS):
+    if blocks_all(flags):
         return "all four on"
+    on = [flag for flag in BLOCK_FLAGS if flags.get(flag)]
     return "on: " + (", ".join(on) if on else "none")
 
 
@@ -250,12 +255,13 @@ def _rule_scope(rule: dict[str, Any]) -> str:
     manual="aws s3 ls s3://{bucket}/{prefix} --recursive --summarize",
 )
 def bucket_holds_objects(ctx: CheckContext, bucket: str, count: int, prefix: str) -> CheckResult:
-    """At least ``count`` objects have keys starting with ``prefix``. Listing stops as soon as
-    ``count`` is reached, so a large bucket costs one page per 1,000 objects asked for."""
+    """At least ``count`` objects have keys starting with ``prefix``. Keys ending in "/" are not
+    counted: they are the empty "folder" markers the console creates, not data. Listing stops as soon
+    as ``count`` is reached, so a large bucket costs one page per 1,000 objects asked for."""
     expected = f"at least {count} objects under {prefix!r}"
 
-    def count_objects() -> tuple[int, bool]:
-        seen, token = 0, None
+    def count_objects() -> tuple[int, int, bool]:
+        seen, folders, token = 0, 0, None
         while True:
             params: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix}
             if token:
@@ -266,18 +272,21 @@ def bucket_holds_objects(ctx: CheckContext, bucket: str, count: int, prefix: str
                 if error_code(exc) in MISSING:
                     raise _missing(bucket, expected) from None
                 raise
-            seen += int(page.get("KeyCount", len(page.get("Contents", []))))
+            keys = [str(item.get("Key", "")) for item in page.get("Contents", [])]
+            folder_keys = sum(1 for key in keys if key.endswith("/"))
+            seen, folders = seen + len(keys) - folder_keys, folders + folder_keys
             token = page.get("NextContinuationToken")
             if seen >= count or not page.get("IsTruncated") or not token:
-                return seen, bool(page.get("IsTruncated"))
+                return seen, folders, bool(page.get("IsTruncated"))
 
-    seen, more = ctx.aws.memo(("s3-object-count", bucket, prefix, count), count_objects)
+    seen, folders, more = ctx.aws.memo(("s3-object-count", bucket, prefix, count), count_objects)
+    skipped = f" ({folders} key{'s' if folders != 1 else ''} ending in '/' not counted)" if folders else ""
     if seen >= count:
-        observed = f"{'at least ' if more else ''}{seen} objects under {prefix!r}"
+        observed = f"{'at least ' if more else ''}{seen} objects under {prefix!r}{skipped}"
         return CheckResult.passed(_uri(bucket), expected, observed)
     return CheckResult.failed(
         _uri(bucket),
         expected,
-        f"{seen} object{'s' if seen != 1 else ''} under {prefix!r}",
+        f"{seen} object{'s' if seen != 1 else ''} under {prefix!r}{skipped}",
         "check the job that writes there (its last run, its logs) and that the prefix is spelled right",
     )

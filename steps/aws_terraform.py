@@ -4,6 +4,9 @@ Terraform's S3 backend writes one item per held lock: ``LockID`` is the state pa
 and ``Info`` a JSON document with ``ID``, ``Operation``, ``Who``, ``Version``, ``Created`` (RFC 3339,
 nanoseconds) and ``Path``. The same table holds ``<path>-md5`` digest items (``Digest``, no ``Info``);
 those are not locks. A lock outlives a crashed or cancelled run, and then blocks every later apply.
+
+Only DynamoDB locking is covered: the S3-native locking of Terraform 1.10+ (``use_lockfile = true``,
+a ``<key>.tflock`` object next to the state) is not read by these steps.
 """
 
 from __future__ import annotations
@@ -20,8 +23,8 @@ from runbooks.aws import error_code
 from runbooks.registry import check
 from runbooks.result import CheckResult
 from runbooks.run import CheckContext, Finding
+from steps.aws_dynamodb import MISSING, table_resource
 
-MISSING = {"ResourceNotFoundException", "TableNotFoundException"}
 # Go's time.RFC3339Nano: up to nine fraction digits, "Z" or a numeric offset.
 _RFC3339 = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)$")
 
@@ -68,13 +71,25 @@ def parse_lock(lock_id: str, info: str) -> Lock:
                 str(document.get("Operation", "")), parse_created(str(document["Created"])))
 
 
+def unlock_hint(stale: list[Lock]) -> str:
+    """First make sure the run is dead, then one force-unlock per lock: it takes exactly one ID and acts on
+    the state of the working directory it runs in."""
+    lines = [
+        "first make sure each run is really dead: ask the person named and check the CI job or machine it "
+        "ran on (and since when); only then, for each lock, in a working directory whose backend is that "
+        "state (bucket/key), run:"
+    ]
+    lines += [
+        f"  {lock.lock_id} (held by {lock.who or 'unknown'} since {lock.created.isoformat(timespec='minutes')}): "
+        f"terraform force-unlock {lock.info_id or '<ID from its Info>'}"
+        for lock in stale
+    ]
+    return "\n".join(lines)
+
+
 def _text(item: dict[str, Any], name: str) -> str | None:
     value = item.get(name)
     return value.get("S") if isinstance(value, dict) else None
-
-
-def _resource(ctx: CheckContext, table: str) -> str:
-    return f"dynamodb table {table} ({ctx.aws.settings.region})"
 
 
 @check(
@@ -85,9 +100,12 @@ def _resource(ctx: CheckContext, table: str) -> str:
 def no_stale_terraform_lock(ctx: CheckContext, table: str, minutes: int) -> CheckResult:
     """No Terraform state lock in the S3 backend's DynamoDB lock table is older than this (a consistent
     Scan; the table is small). Younger locks pass and are named: a plan or apply is running. FAIL lists
-    every stale lock with who took it, when and its lock ID; a missing table is a FAIL; a lock whose
-    ``Info`` cannot be read, so whose age is unknown, is an ERROR unless a stale lock was found anyway."""
-    resource = _resource(ctx, table)
+    every stale lock with who took it, when and its lock ID, and its hint gives one
+    ``terraform force-unlock <ID>`` per lock (the command takes one ID and must run in a working
+    directory whose backend is that state); a missing table is a FAIL; a lock whose ``Info`` cannot be
+    read, so whose age is unknown, is an ERROR unless a stale lock was found anyway. S3-native locking
+    (``use_lockfile``, ``<key>.tflock`` objects in the state bucket) is not covered by this step."""
+    resource = table_resource(ctx, table)
     expected = f"no lock older than {minutes} min"
     try:
         pages = ctx.aws.paginate("dynamodb", "scan", TableName=table, ConsistentRead=True)
@@ -115,12 +133,8 @@ def no_stale_terraform_lock(ctx: CheckContext, table: str, minutes: int) -> Chec
         observed = f"{len(stale)} stale lock(s): " + "; ".join(lock.describe(now) for lock in stale)
         if unreadable:
             observed += f"; also unreadable: {'; '.join(unreadable)}"
-        ids = " ".join(lock.info_id or "<ID>" for lock in stale)
-        return CheckResult.failed(
-            resource, expected, observed,
-            "confirm with the person named that no plan/apply is still running (CI job, laptop), then release "
-            f"it from the state's working directory: terraform force-unlock {ids}",
-            evidence={"stale": [lock.lock_id for lock in stale]})
+        return CheckResult.failed(resource, expected, observed, unlock_hint(stale),
+                                  evidence={"stale": [lock.lock_id for lock in stale]})
     if unreadable:
         return CheckResult.errored(
             resource, "cannot tell the age of lock(s): " + "; ".join(unreadable),

@@ -21,10 +21,10 @@ from runbooks.preflight import registry_hint
 from runbooks.registry import check
 from runbooks.result import CheckResult
 from runbooks.run import CheckContext, Finding, UnknownName
+from steps._shared import excerpt
 
 DEFAULT_HOST = "unix:///var/run/docker.sock"
 TIMEOUT_S = 10  # per engine request; a local engine answers in milliseconds
-OUTPUT_EXCERPT = 160
 
 
 @dataclass(frozen=True)
@@ -140,11 +140,6 @@ def _when(timestamp: str) -> str:
     return f"{match.group(1)} {match.group(2)}Z" if match else timestamp
 
 
-def _excerpt(text: str) -> str:
-    text = " ".join((text or "").split())
-    return text if len(text) <= OUTPUT_EXCERPT else text[:OUTPUT_EXCERPT] + "..."
-
-
 def _state(attrs: dict[str, Any]) -> str:
     """The container's state as one phrase: ``running since ...``, ``exited with code 1 at ...``."""
     state = attrs.get("State", {})
@@ -156,7 +151,7 @@ def _state(attrs: dict[str, Any]) -> str:
         if state.get("OOMKilled"):
             phrase += " (killed: out of memory)"
         if state.get("Error"):
-            phrase += f" (error: {_excerpt(state['Error'])})"
+            phrase += f" (error: {excerpt(state['Error'])})"
         return phrase
     if status == "restarting":
         restarts = attrs.get("RestartCount", 0)
@@ -202,7 +197,7 @@ def _last_probe(health: dict[str, Any]) -> str:
     if not log:
         return "no probe has finished yet"
     last = log[-1]
-    output = _excerpt(last.get("Output", ""))
+    output = excerpt(last.get("Output", ""))
     return f"last probe exit {last.get('ExitCode')}" + (f": {output}" if output else " (no output)")
 
 
@@ -346,17 +341,22 @@ def container_runs_image(ctx: CheckContext, container: str, image: str) -> Check
 
 @check(
     'the container "{container}" has restarted at most {count:d} times',
-    manual="docker inspect -f '{{{{.RestartCount}}}}' {container}",
+    manual="docker inspect -f '{{{{.RestartCount}}}} {{{{.State.StartedAt}}}}' {container}",
 )
 def container_restarted_at_most(ctx: CheckContext, container: str, count: int) -> CheckResult:
     """The engine restarted the container (its restart policy, after a crash) no more than ``count``
-    times since it was created. A manual ``docker restart`` is not counted by the engine."""
+    times since it was last started by hand. The engine's RestartCount counts only its own restarts
+    and goes back to 0 on a manual ``docker start``/``docker restart`` (or a redeploy), so it covers
+    the time since then, not the container's whole life; the observed text gives State.StartedAt,
+    the last start of either kind."""
     target = _container(ctx, container)
-    manual = target.inspect("{{.RestartCount}}")
+    manual = target.inspect("{{.RestartCount}} {{.State.StartedAt}}")
     expected = f"at most {count} restart(s)"
     attrs = _inspect(ctx, target, expected, manual)
     restarts = int(attrs.get("RestartCount", 0))
-    observed = f"restarted {restarts} time(s)"
+    started = attrs.get("State", {}).get("StartedAt") or ""
+    never = not started or started.startswith("0001-")  # the engine's zero time: never started
+    observed = f"restarted {restarts} time(s), last started {'never' if never else _when(started)}"
     if restarts <= count:
         return CheckResult.passed(target.resource, expected, observed, manual_command=manual)
     policy = attrs.get("HostConfig", {}).get("RestartPolicy") or {}

@@ -14,7 +14,7 @@ import shlex
 import socket
 import ssl
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -25,8 +25,9 @@ from runbooks.config import ServiceSettings
 from runbooks.registry import check
 from runbooks.result import CheckResult
 from runbooks.run import CheckContext, Finding
+from steps._shared import EXCERPT_CHARS, excerpt
 
-BODY_EXCERPT = 160
+BODY_EXCERPT = EXCERPT_CHARS
 RESPONSE_KEY = "http.response"  # ctx.scenario.values: the last StoredResponse, or None after a failed GET
 RESPONSE_ERROR_KEY = "http.response_error"  # ...and why that GET got no answer
 NO_RESPONSE = "no response: add `When I GET ...` before this step"
@@ -36,16 +37,15 @@ def service_url(ctx: CheckContext, service: str, path: str) -> str:
     return ctx.service(service).url.rstrip("/") + "/" + path.lstrip("/")
 
 
-def excerpt(text: str) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= BODY_EXCERPT else text[:BODY_EXCERPT] + "..."
-
-
 def curl_base(settings: ServiceSettings) -> str:
-    """``curl -sS`` with the service's TLS trust, so that a manual command sees what the check saw."""
+    """``curl -sS`` with the service's TLS trust and headers, so that a manual command asks what the check
+    asked. Header values are credentials: only their names are shown (``-H 'Authorization: ***'``)."""
     if isinstance(settings.verify_tls, str):
-        return f"curl -sS --cacert {shlex.quote(settings.verify_tls)}"
-    return "curl -sS -k" if settings.verify_tls is False else "curl -sS"
+        parts = ["curl -sS --cacert", shlex.quote(settings.verify_tls)]
+    else:
+        parts = ["curl -sS -k" if settings.verify_tls is False else "curl -sS"]
+    parts += [f"-H {shlex.quote(name + ': ***')}" for name in settings.headers]
+    return " ".join(parts)
 
 
 def _timeouts(settings: ServiceSettings) -> tuple[float, float]:
@@ -89,6 +89,34 @@ def request_error(exc: requests.RequestException, url: str, settings: ServiceSet
                                manual_command=manual)
 
 
+@dataclass(frozen=True)
+class Answer:
+    """One GET that got an HTTP answer, with what a manual command needs to repeat it."""
+
+    url: str
+    curl: str  # curl_base of the service
+    manual: str  # the manual command of the step that asked
+    response: requests.Response
+    elapsed_ms: float
+
+
+def _get(ctx: CheckContext, service: str, path: str, options: str = "") -> Answer:
+    """GET the service's path once (no retries, redirects not followed) with its timeout, trust and headers;
+    the time runs from sending to having read the body. ``Finding`` with an ERROR when no answer arrives
+    (refused, DNS, TLS, timeout); ``options`` go into the manual command between curl and the URL."""
+    settings = ctx.service(service)
+    url = service_url(ctx, service, path)
+    curl = curl_base(settings)
+    manual = f"{curl}{' ' + options if options else ''} {url}"
+    started = time.perf_counter()
+    try:
+        response = ctx.http.get(url, timeout=_timeouts(settings), verify=settings.verify_tls, allow_redirects=False,
+                                headers=settings.headers)
+    except requests.RequestException as exc:
+        raise Finding(request_error(exc, url, settings, manual)) from None
+    return Answer(url, curl, manual, response, (time.perf_counter() - started) * 1000)
+
+
 @check(
     'the service "{service}" answers GET "{path}" with status {status:d} within {ms:d} ms',
     manual="curl -sS -o /dev/null -w '%{{http_code}} %{{time_total}}s\\n' <{service} URL>{path}",
@@ -96,17 +124,9 @@ def request_error(exc: requests.RequestException, url: str, settings: ServiceSet
 def service_answers(ctx: CheckContext, service: str, path: str, status: int, ms: int) -> CheckResult:
     """GET the path once (no retries: a retry would hide the latency being measured). FAIL on another
     status or a slower answer; ERROR when no answer arrives (refused, DNS, TLS, timeout)."""
-    settings = ctx.service(service)
-    url = service_url(ctx, service, path)
     expected = f"HTTP {status} within {ms} ms"
-    manual = f"curl -sS -o /dev/null -w '%{{http_code}} %{{time_total}}s\\n' {url}"
-    started = time.perf_counter()
-    try:
-        response = ctx.http.get(url, timeout=_timeouts(settings), verify=settings.verify_tls, allow_redirects=False,
-                                headers=settings.headers)
-    except requests.RequestException as exc:
-        return request_error(exc, url, settings, manual)
-    took = (time.perf_counter() - started) * 1000
+    answer = _get(ctx, service, path, "-o /dev/null -w '%{http_code} %{time_total}s\\n'")
+    url, manual, response, took = answer.url, answer.manual, answer.response, answer.elapsed_ms
     observed = f"HTTP {response.status_code} in {took:.0f} ms"
     if response.status_code != status:
         body = excerpt(response.text)
@@ -150,27 +170,21 @@ def http_get(ctx: CheckContext, path: str, service: str) -> CheckResult:
     """GET the path once (no retries, redirects not followed) and keep the response and its time for the
     scenario's ``the response ...`` steps. PASS when any HTTP answer arrives, whatever its status;
     ERROR when none does (refused, timeout, TLS failure)."""
-    settings = ctx.service(service)
-    url = service_url(ctx, service, path)
-    curl = curl_base(settings)
-    manual = f"{curl} -i {url}"
     ctx.scenario.values[RESPONSE_KEY] = None  # a failed GET must not leave an earlier response to be checked
-    started = time.perf_counter()
     try:
-        response = ctx.http.get(url, timeout=_timeouts(settings), verify=settings.verify_tls, allow_redirects=False,
-                                headers=settings.headers)
-    except requests.RequestException as exc:
-        result = request_error(exc, url, settings, manual)
-        ctx.scenario.values[RESPONSE_ERROR_KEY] = f"no response: GET {url} got no answer ({result.observed})"
-        return result
-    took = (time.perf_counter() - started) * 1000
-    stored = StoredResponse(service, url, response.status_code, took, response.text,
-                            response.headers.get("Content-Type", ""), curl)
+        answer = _get(ctx, service, path, "-i")
+    except Finding as exc:
+        url, reason = exc.result.resource, exc.result.observed
+        ctx.scenario.values[RESPONSE_ERROR_KEY] = f"no response: GET {url} got no answer ({reason})"
+        raise
+    response = answer.response
+    stored = StoredResponse(service, answer.url, response.status_code, answer.elapsed_ms, response.text,
+                            response.headers.get("Content-Type", ""), answer.curl)
     ctx.scenario.values[RESPONSE_KEY] = stored
     ctx.scenario.values.pop(RESPONSE_ERROR_KEY, None)
-    return CheckResult.passed(url, "an HTTP answer",
-                              f"HTTP {stored.status} in {took:.0f} ms ({len(response.content)} bytes)",
-                              manual_command=manual)
+    return CheckResult.passed(answer.url, "an HTTP answer",
+                              f"HTTP {stored.status} in {answer.elapsed_ms:.0f} ms ({len(response.content)} bytes)",
+                              manual_command=answer.manual)
 
 
 def last_response(ctx: CheckContext) -> StoredResponse:
@@ -346,6 +360,15 @@ def response_body_contains(ctx: CheckContext, text: str) -> CheckResult:
 METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
 LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 _ESCAPES = {"\\": "\\", '"': '"', "n": "\n"}
+OPERATORS = ("=~", "!~", "!=", "=")  # longest first: '=~' must not be read as '=' then '~'
+# What a sample of each family type is (# TYPE lines); only counters and histogram buckets add up.
+_SUFFIX_ROLES = {
+    "counter": {"_total": "counter", "": "counter", "_created": "timestamp"},
+    "histogram": {"_bucket": "bucket", "_count": "counter", "_sum": "counter", "_created": "timestamp"},
+    "summary": {"": "quantile", "_count": "counter", "_sum": "counter", "_created": "timestamp"},
+}
+_UNTYPED_ROLES = {"_total": "counter", "_count": "counter", "_sum": "counter", "_bucket": "bucket"}
+SUMMABLE = {"counter", "bucket"}
 
 
 @dataclass(frozen=True)
@@ -353,43 +376,82 @@ class Sample:
     name: str
     labels: dict[str, str]
     value: float
+    kind: str = "untyped"  # counter, bucket, gauge, quantile, timestamp, untyped, ...: see sample_kind
+
+
+def sample_kind(name: str, types: dict[str, str]) -> str:
+    """What a sample is, from its family's ``# TYPE`` (or, without one, from its name's suffix)."""
+    for suffix in ("", "_total", "_bucket", "_count", "_sum", "_created", "_gcount", "_gsum", "_info"):
+        family = name[: len(name) - len(suffix)] if suffix and name.endswith(suffix) else name
+        if (suffix and not name.endswith(suffix)) or family not in types:
+            continue
+        roles = _SUFFIX_ROLES.get(types[family])
+        if roles is None:  # gauge, gaugehistogram, info, stateset, untyped, unknown
+            return types[family]
+        return roles.get(suffix, "untyped")
+    return next((role for suffix, role in _UNTYPED_ROLES.items() if name.endswith(suffix)), "untyped")
+
+
+@dataclass(frozen=True)
+class Matcher:
+    """One label matcher of a selector: ``=``, ``!=``, or ``=~``/``!~`` (a regex that must match the whole
+    value). As in PromQL, a label the series does not have has the value ""."""
+
+    label: str
+    op: str
+    value: str
+    regex: re.Pattern[str] | None = field(default=None, compare=False, repr=False)
+
+    def matches(self, labels: dict[str, str]) -> bool:
+        actual = labels.get(self.label, "")
+        if self.regex is not None:
+            return (self.regex.fullmatch(actual) is not None) == (self.op == "=~")
+        return (actual == self.value) == (self.op == "=")
+
+    def __str__(self) -> str:
+        return f'{self.label}{self.op}"{json_text(self.value, True)[1:-1]}"'
 
 
 @dataclass(frozen=True)
 class Selector:
     name: str
-    labels: tuple[tuple[str, str], ...]
+    matchers: tuple[Matcher, ...]
 
     def matches(self, sample: Sample) -> bool:
-        return sample.name == self.name and all(sample.labels.get(k) == v for k, v in self.labels)
+        return sample.name == self.name and all(m.matches(sample.labels) for m in self.matchers)
 
     def __str__(self) -> str:
-        if not self.labels:
+        if not self.matchers:
             return self.name
-        quoted = ",".join(f'{k}="{json_text(v, True)[1:-1]}"' for k, v in self.labels)
-        return f"{self.name}{{{quoted}}}"
+        return f"{self.name}{{{','.join(str(m) for m in self.matchers)}}}"
 
 
-def _parse_labels(text: str, pos: int, selector: bool) -> tuple[dict[str, str], int]:
-    """Parse ``{a="x",b="y"}`` starting at the '{' at ``pos``; returns the labels and the position after '}'."""
-    labels: dict[str, str] = {}
+def _parse_labels(text: str, pos: int, selector: bool) -> tuple[list[Matcher], int]:
+    """Parse ``{a="x",b=~"y"}`` starting at the '{' at ``pos``; returns the matchers and the position after
+    '}'. A page's labels (``selector`` False) only take '='."""
+    matchers: list[Matcher] = []
     pos += 1
     while True:
         while pos < len(text) and text[pos] in " \t":
             pos += 1
         if pos < len(text) and text[pos] == "}":
-            return labels, pos + 1
+            return matchers, pos + 1
         name = LABEL_NAME.match(text, pos)
         if name is None:
             raise ValueError(f"expected a label name or '}}' at column {pos + 1}")
         pos = name.end()
         while pos < len(text) and text[pos] in " \t":
             pos += 1
-        if selector and text.startswith(("!=", "=~", "!~"), pos):
-            raise ValueError(f"only exact label matching (=) is supported, not {text[pos:pos + 2]!r}")
-        if not text.startswith('="', pos) and not text.startswith('= "', pos):
-            raise ValueError(f'expected ="value" after label {name.group()!r}')
-        pos = text.index('"', pos) + 1
+        op = next((o for o in OPERATORS if text.startswith(o, pos)), "")
+        if not selector and op != "=":
+            op = ""
+        pos += len(op)
+        while pos < len(text) and text[pos] in " \t":
+            pos += 1
+        if not op or not text.startswith('"', pos):
+            ops = "=, !=, =~ or !~" if selector else "="
+            raise ValueError(f'expected {ops} and a "value" after label {name.group()!r}')
+        pos += 1
         value: list[str] = []
         while True:
             if pos >= len(text):
@@ -404,9 +466,7 @@ def _parse_labels(text: str, pos: int, selector: bool) -> tuple[dict[str, str], 
                 continue
             value.append(char)
             pos += 1
-        if name.group() in labels:
-            raise ValueError(f"label {name.group()!r} given twice")
-        labels[name.group()] = "".join(value)
+        matchers.append(_matcher(name.group(), op, "".join(value), matchers, selector))
         while pos < len(text) and text[pos] in " \t":
             pos += 1
         if pos >= len(text):
@@ -417,36 +477,57 @@ def _parse_labels(text: str, pos: int, selector: bool) -> tuple[dict[str, str], 
             raise ValueError(f"expected ',' or '}}' after label {name.group()!r}")
 
 
+def _matcher(label: str, op: str, value: str, earlier: list[Matcher], selector: bool) -> Matcher:
+    # A page gives each label once; a selector may match one label several ways, but two '=' on it
+    # can only contradict or repeat each other.
+    if any(m.label == label and (not selector or m.op == op == "=") for m in earlier):
+        raise ValueError(f"label {label!r} given twice")
+    if op not in ("=~", "!~"):
+        return Matcher(label, op, value)
+    try:
+        return Matcher(label, op, value, re.compile(value))
+    except re.error as exc:
+        raise ValueError(f"label {label!r}: {value!r} is not a valid regular expression ({exc})") from None
+
+
 def parse_selector(text: str) -> Selector:
-    """``name`` or ``name{a="x",b="y"}``: a metric (sample) name and exact label matches."""
+    """``name`` or ``name{a="x",b!="y",c=~"5..",d!~"GET|HEAD"}``: a metric (sample) name and label matchers."""
     stripped = text.strip()
     name = METRIC_NAME.match(stripped)
     if name is None:
         raise ValueError("a selector starts with a metric name, e.g. http_requests_total{status=\"500\"}")
-    labels: dict[str, str] = {}
+    matchers: list[Matcher] = []
     pos = name.end()
     while pos < len(stripped) and stripped[pos] in " \t":
         pos += 1
     if pos < len(stripped):
         if stripped[pos] != "{":
             raise ValueError(f"unexpected {stripped[pos:]!r} after the metric name (labels go in {{...}})")
-        labels, pos = _parse_labels(stripped, pos, selector=True)
+        matchers, pos = _parse_labels(stripped, pos, selector=True)
         if pos != len(stripped):
             raise ValueError(f"unexpected {stripped[pos:]!r} after the labels")
-    return Selector(name.group(), tuple(labels.items()))
+    return Selector(name.group(), tuple(matchers))
 
 
 def validate_selector(text: str) -> None:
+    """A metric name with optional label matchers (=, !=, =~, !~; a regex must compile)."""
     parse_selector(text)
 
 
 def parse_exposition(text: str) -> list[Sample]:
     """Samples of a Prometheus text exposition page (version 0.0.4; OpenMetrics' ``# EOF`` and exemplars
-    tolerated). ``ValueError`` naming the line for anything else, rather than guessing."""
+    tolerated), each with its kind from the ``# TYPE`` lines. ``ValueError`` naming the line for anything
+    else, rather than guessing."""
     samples: list[Sample] = []
+    types: dict[str, str] = {}
     for line_no, line in enumerate(text.splitlines(), 1):
         line = line.strip()
-        if not line or line.startswith("#"):
+        if line.startswith("#"):
+            words = line.split()
+            if len(words) >= 4 and words[1] == "TYPE":
+                types[words[2]] = words[3].lower()
+            continue
+        if not line:
             continue
         try:
             name = METRIC_NAME.match(line)
@@ -455,13 +536,14 @@ def parse_exposition(text: str) -> list[Sample]:
             labels: dict[str, str] = {}
             pos = name.end()
             if pos < len(line) and line[pos] == "{":
-                labels, pos = _parse_labels(line, pos, selector=False)
+                matchers, pos = _parse_labels(line, pos, selector=False)
+                labels = {m.label: m.value for m in matchers}
             if pos >= len(line) or line[pos] not in " \t":
                 raise ValueError("expected a space and a value after the name and labels")
             rest = line[pos:].split("#", 1)[0].split()  # value [timestamp] [# exemplar]
             if not rest or len(rest) > 2 or "_" in rest[0]:
                 raise ValueError("expected a value and an optional timestamp")
-            samples.append(Sample(name.group(), labels, float(rest[0])))
+            samples.append(Sample(name.group(), labels, float(rest[0]), sample_kind(name.group(), types)))
         except ValueError as exc:
             raise ValueError(f"line {line_no}: {exc}: {excerpt(line)!r}") from None
     return samples
@@ -478,15 +560,11 @@ class MetricsPage:
 
 
 def _fetch_metrics(ctx: CheckContext, service: str) -> MetricsPage:
-    settings = ctx.service(service)
-    url = service_url(ctx, service, "/metrics")
-    curl = curl_base(settings)
-    manual = f"{curl} {url}"
     try:
-        response = ctx.http.get(url, timeout=_timeouts(settings), verify=settings.verify_tls, allow_redirects=False,
-                                headers=settings.headers)
-    except requests.RequestException as exc:
-        return MetricsPage(url, curl, error=request_error(exc, url, settings, manual))
+        answer = _get(ctx, service, "/metrics")
+    except Finding as exc:
+        return MetricsPage(exc.result.resource, curl_base(ctx.service(service)), error=exc.result)
+    url, curl, manual, response = answer.url, answer.curl, answer.manual, answer.response
     if response.status_code != 200:
         return MetricsPage(url, curl, error=CheckResult.errored(
             url, f"/metrics answered HTTP {response.status_code}: {excerpt(response.text)}",
@@ -533,6 +611,31 @@ def _no_series(page: MetricsPage, selector: Selector, expected: str, manual: str
         "appears only once it has been observed", manual_command=manual))
 
 
+_KIND_WORDS = {"bucket": "histogram bucket", "quantile": "summary quantile"}
+SHOWN_SERIES = 10
+
+
+def _ambiguous(selector: Selector, matched: list[Sample]) -> tuple[str, str] | None:
+    """Why a sum of the matched series would mean nothing, and how to narrow the selector (None: it is a sum
+    of counters, or of histogram buckets of one ``le``, or a single series)."""
+    kinds = {s.kind for s in matched}
+    if len(matched) < 2 or kinds == {"counter"}:
+        return None
+    if kinds == {"bucket"} and len({s.labels.get("le") for s in matched}) == 1:
+        return None
+    keys = sorted({k for s in matched for k in s.labels if len({m.labels.get(k) for m in matched}) > 1})
+    sets = ["{" + ",".join(str(Matcher(k, "=", s.labels[k])) for k in keys if k in s.labels) + "}" for s in matched]
+    shown = ", ".join(sets[:SHOWN_SERIES]) + (f" and {len(sets) - SHOWN_SERIES} more" if len(sets) > SHOWN_SERIES
+                                               else "")
+    kind = " / ".join(sorted(_KIND_WORDS.get(k, k) for k in kinds))
+    observed = (f"the selector {selector} is ambiguous: it matches {len(matched)} {kind} series ({shown}), "
+                "and a sum of them means nothing")
+    first = matched[0].labels
+    narrowed = Selector(selector.name, tuple(m for m in selector.matchers if m.label not in keys)
+                        + tuple(Matcher(k, "=", first[k]) for k in keys if k in first))
+    return observed, f"narrow it with labels to one series, e.g. {narrowed}"
+
+
 @check(
     'the metric "{selector}" of "{service}" is below {threshold:g}',
     manual="curl -sS <{service} URL>/metrics | grep '<name of {selector}>'",
@@ -540,15 +643,23 @@ def _no_series(page: MetricsPage, selector: Selector, expected: str, manual: str
 )
 def metric_below(ctx: CheckContext, selector: str, service: str, threshold: float) -> CheckResult:
     """The value of a metric on the service's Prometheus ``/metrics`` page is strictly below the threshold.
-    The selector is a sample name with optional exact label matches, ``name{a="x",b="y"}``; series
-    with further labels match too, and several matching series are summed. FAIL when no series
-    matches; ERROR when ``/metrics`` cannot be read."""
+    The selector is a sample name with optional label matchers, ``name{a="x",b!="y",c=~"5..",d!~"GET|HEAD"}``:
+    ``=``/``!=`` compare the value, ``=~``/``!~`` match it against a regular expression that must match
+    the whole value (Python ``re``), and a label a series lacks counts as "" (as in PromQL); series with
+    further labels match too. Several matching series are summed only when that means something:
+    counters (``# TYPE`` counter, or a name ending ``_total``/``_count``/``_sum``) and histogram
+    ``_bucket`` series of one ``le``. For gauges, summary quantiles and untyped series a selector
+    matching more than one series is an ERROR that lists the label sets to narrow it by. FAIL when no
+    series matches; ERROR when ``/metrics`` cannot be read."""
     page = metrics_page(ctx, service)
     parsed, matched = _select(page, selector)
     expected = f"{parsed} below {threshold:g}"
     manual = f"{page.curl} {page.url} | grep '^{parsed.name}'"
     if not matched:
         raise _no_series(page, parsed, expected, manual)
+    ambiguous = _ambiguous(parsed, matched)
+    if ambiguous is not None:
+        return CheckResult.errored(page.url, ambiguous[0], ambiguous[1], expected=expected, manual_command=manual)
     total = sum((s.value for s in matched), 0.0)
     observed = f"{number(total)} ({series(len(matched))})"
     if total < threshold:
@@ -567,7 +678,8 @@ def metric_below(ctx: CheckContext, selector: str, service: str, threshold: floa
 def metric_ratio_below(ctx: CheckContext, numerator: str, denominator: str, service: str, percent: float
                        ) -> CheckResult:
     """sum(numerator) / sum(denominator) * 100 on the service's ``/metrics`` page is strictly below the
-    percentage (selectors as for the metric step; e.g. 5xx responses to all responses).
+    percentage (selectors as for the metric step, but every matching series is summed: meant for
+    counters, e.g. 5xx responses to all responses).
     A numerator with no matching series counts as 0 when its metric name is on the page (a labelled
     counter appears only once observed, e.g. no 500s yet); an unknown numerator name, or a denominator
     with no series, is a FAIL. With a denominator of 0 the ratio is undefined: PASS, observed "no
@@ -644,7 +756,8 @@ def tls_certificate_valid_for(ctx: CheckContext, service: str, days: int) -> Che
     """The certificate the service presents on its https host:port expires no sooner than this many days
     from now. It is verified against the service's ``verify_tls`` CA bundle (or the system CAs): a
     certificate that does not verify is an ERROR (no trust, so no answer), except an expired one,
-    which is a FAIL. FAIL when the service URL is plain http."""
+    which is a FAIL: "expired <date>" for the server's own certificate, "the chain contains an expired
+    certificate" when it is an intermediate or root that expired. FAIL when the service URL is plain http."""
     settings = ctx.service(service)
     parts = urlsplit(settings.url)
     expected = f"certificate valid for at least {days} more days"
@@ -670,6 +783,13 @@ def tls_certificate_valid_for(ctx: CheckContext, service: str, days: int) -> Che
                     "fix the chain the server sends, or point verify_tls for this service at its CA bundle",
                     manual_command=manual)
             expired = _peer_not_after(host, port, _unverified(), settings.timeout_s)
+            if expired > now:  # the server's own certificate is in date: an intermediate or root expired
+                return CheckResult.failed(
+                    resource, expected,
+                    f"the chain contains an expired certificate (the server's own expires {expired:%Y-%m-%d})",
+                    f"replace the expired intermediate/root in the chain {host} sends (see `openssl s_client "
+                    "-showcerts`), or in the CA bundle it is verified against",
+                    manual_command=manual.replace(" -servername", " -showcerts -servername", 1))
             return CheckResult.failed(resource, expected,
                                       f"expired {expired:%Y-%m-%d} ({_days(now - expired)} ago)", renew,
                                       manual_command=manual)

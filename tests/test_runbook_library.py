@@ -7,16 +7,19 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import re
 import socket
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from runbooks.cli import main
+from runbooks.cli import main, tag_expression
 from runbooks.config import ConfigError
+from runbooks.features import Tag, parse_feature
 from runbooks.sandbox.service import PortInUse, ReferenceService, metrics_text
 from runbooks.sandbox.stack import ServiceSpec, load_stack, terraform_lock_item
 from steps.aws_terraform import parse_lock
@@ -31,6 +34,10 @@ TENANTS_WINDOW = 'the DynamoDB table "acme-tenants-sandbox" can be restored to a
 TEMPLATES_VERSIONING = 'the S3 bucket "acme-templates-sandbox" has versioning enabled'
 ERROR_RATIO = 'the ratio of "http_requests_total{status="500"}" to "http_requests_total" on "api" is below 5%'
 P95 = 'the metric "http_request_latency_seconds{quantile="0.95"}" of "api" is below 1'
+API_ERRORS_ALARM = 'the CloudWatch alarm "acme-api-5xx-sandbox" exists and is not in ALARM state'
+API_LATENCY_ALARM = 'the CloudWatch alarm "acme-api-latency-p95-sandbox" exists and is not in ALARM state'
+# The commands a runbook's description tells the operator to type to run one stage of it.
+STAGE_COMMAND = re.compile(r"runbooks verify --env (\S+) --tags '([^']+)' (features/\S+\.feature)")
 EXPECTED_FAILURES = {
     "features/deployment/pre_deployment_checklist.feature": {
         ("No stale Terraform state lock blocks the apply", LOCK),
@@ -48,6 +55,7 @@ EXPECTED_FAILURES = {
     "features/troubleshooting/s3.feature": {
         ("Public access not blocked", 'the S3 bucket "acme-logs-sandbox" blocks all public access'),
         ("Versioning not enabled", TEMPLATES_VERSIONING),
+        ("Replication not configured", TEMPLATES_VERSIONING),  # replication needs it on the source too
     },
     "features/troubleshooting/dynamodb.feature": {
         ("Point-in-time recovery not enabled",
@@ -70,11 +78,18 @@ EXPECTED_FAILURES = {
          'the DynamoDB table "acme-tenants-sandbox" can be restored to any point in the last 168 hours'),
     },
     "features/operations/daily_operations.feature": {
-        ("No alarm fires", 'the CloudWatch alarm "acme-api-5xx-sandbox" exists and is not in ALARM state'),
+        ("No alarm fires", API_ERRORS_ALARM),
         ("Error rate and latency are within budget", P95),
     },
     "features/operations/startup.feature": {
         ("5 - The API reports every dependency ready", 'the response JSON at "/checks/s3" is "ok"'),
+    },
+    "features/operations/shutdown.feature": {
+        ("1 - Nothing is changing the infrastructure", LOCK),
+    },
+    "features/promotion/sit_to_prod.feature": {
+        ("Abort criteria - PROD stays within its thresholds", API_ERRORS_ALARM),
+        ("Abort criteria - PROD stays within its thresholds", API_LATENCY_ALARM),
     },
 }
 
@@ -165,6 +180,51 @@ def test_the_library_lints_clean(capsys: pytest.CaptureFixture[str]) -> None:
     captured = capsys.readouterr()
     assert captured.out == ""
     assert f"runbooks lint: {len(RUNBOOKS)} runbook(s), 0 error(s), 0 warning(s)" in captured.err
+
+
+def test_every_runbook_first_checks_the_account() -> None:
+    for runbook in RUNBOOKS:
+        background = parse_feature(REPO / runbook).background
+        assert background and background[0].text == 'the AWS account is "{account_id}"', runbook
+
+
+def tag_matcher(tags: list[Tag]) -> Callable[..., bool]:
+    names = {t.name for t in tags}
+    return lambda name, /, **_: name in names
+
+
+def test_each_stage_command_of_the_promotion_runbooks_selects_its_scenarios() -> None:
+    from _pytest.mark.expression import Expression
+
+    commands = [(runbook, *m.groups()) for runbook in RUNBOOKS
+                for m in STAGE_COMMAND.finditer(parse_feature(REPO / runbook).description)]
+    assert {(r, env) for r, env, _, _ in commands} >= {
+        ("features/promotion/dev_to_sit.feature", "dev"), ("features/promotion/dev_to_sit.feature", "sit"),
+        ("features/promotion/sit_to_prod.feature", "sit"), ("features/promotion/sit_to_prod.feature", "prod")}
+    covered: dict[str, set[str]] = defaultdict(set)
+    for runbook, _env, tags, path in commands:
+        assert path == runbook  # a command runs the runbook that documents it
+        expression = Expression.compile(tag_expression(tags) or "")
+        feature = parse_feature(REPO / path)
+        selected = {sc.name for sc in feature.scenarios if expression.evaluate(tag_matcher(feature.tags + sc.tags))}
+        assert selected, f"{path}: --tags {tags!r} selects no scenario"
+        covered[path] |= selected
+    for path, names in covered.items():  # every scenario belongs to some stage
+        assert names == {sc.name for sc in parse_feature(REPO / path).scenarios}, path
+
+
+def test_the_canary_abort_gate_decides_on_the_alarms_not_on_one_instance_metrics(tmp_path: Path) -> None:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(["verify", "--config", str(REPO / "runbooks.toml"), "--env", "sandbox-drifted", "--no-history",
+                     "--report-dir", str(tmp_path), "--tags", "@abort-criteria",
+                     str(REPO / "features/promotion/sit_to_prod.feature")])
+    assert code == 1, out.getvalue() + err.getvalue()
+    records = json.loads((tmp_path / "results.json").read_text(encoding="utf-8"))["results"]
+    assert {r["scenario"] for r in records} == {"Abort criteria - PROD stays within its thresholds"}
+    failed = {r["step"] for r in records if r["outcome"] == "fail"}
+    assert {API_ERRORS_ALARM, API_LATENCY_ALARM} <= failed
+    assert not [r for r in records if r["step"].startswith(("the metric ", "the ratio of "))]  # /metrics
 
 
 # the reference stack ---------------------------------------------------------------------------------------

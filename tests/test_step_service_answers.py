@@ -74,6 +74,29 @@ def test_expected_status_in_time_passes(web: str, web_run: Run) -> None:
     assert result.manual_command == f"curl -sS -o /dev/null -w '%{{http_code}} %{{time_total}}s\\n' {web}/ok"
 
 
+def test_manual_command_repeats_the_checks_trust_and_headers(web: str, run_factory: Callable[..., Run]) -> None:
+    run = run_factory(
+        f"""\
+        [environments.test.services.web]
+        url = "{web}"
+        verify_tls = "/etc/ssl/private ca.pem"
+        headers = {{ Authorization = "Bearer s3cret-token" }}
+        [environments.test.services.insecure]
+        url = "{web}"
+        verify_tls = false
+        """
+    )
+    trusted = evaluate(run, service_answers, service="web", path="/ok", status=200, ms=5000)
+    assert trusted.manual_command == (
+        "curl -sS --cacert '/etc/ssl/private ca.pem' -H 'Authorization: ***' "
+        f"-o /dev/null -w '%{{http_code}} %{{time_total}}s\\n' {web}/ok"
+    )
+    assert trusted.outcome is Outcome.PASS and "s3cret" not in trusted.manual_command
+    insecure = evaluate(run, service_answers, service="insecure", path="/ok", status=200, ms=5000)
+    assert insecure.outcome is Outcome.PASS
+    assert insecure.manual_command.startswith("curl -sS -k -o /dev/null ")
+
+
 def test_service_base_path_is_kept(web: str, web_run: Run) -> None:
     result = evaluate(web_run, service_answers, service="based", path="/ok", status=200, ms=5000)
     assert (result.outcome, result.resource) == (Outcome.PASS, f"{web}/base/ok")

@@ -128,6 +128,17 @@ def test_objects_under_prefix_pass_and_fail(moto_run: Run, s3: Any) -> None:
     assert (missing.outcome, missing.observed) == (Outcome.FAIL, "the bucket does not exist")
 
 
+def test_objects_under_prefix_do_not_count_folder_markers(moto_run: Run, s3: Any) -> None:
+    bucket(s3, "exports")
+    for key in ("daily/", "daily/2026/", "daily/2026/a.csv", "daily/2026/b.csv"):
+        s3.put_object(Bucket="exports", Key=key, Body=b"" if key.endswith("/") else b"x")
+    few = evaluate(moto_run, bucket_holds_objects, bucket="exports", count=3, prefix="daily/")
+    assert (few.outcome, few.observed) == (
+        Outcome.FAIL, "2 objects under 'daily/' (2 keys ending in '/' not counted)")
+    ok = evaluate(moto_run, bucket_holds_objects, bucket="exports", count=2, prefix="daily/")
+    assert (ok.outcome, ok.observed) == (Outcome.PASS, "2 objects under 'daily/' (2 keys ending in '/' not counted)")
+
+
 def test_objects_listing_stops_once_the_count_is_reached(moto_run: Run) -> None:
     client = moto_run.aws.client("s3")
     page = {"IsTruncated": True, "KeyCount": 1000, "NextContinuationToken": "t2",
@@ -281,11 +292,14 @@ def point(arn: str, age_h: float, status: str = "COMPLETED") -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("ages", "outcome", "observed"),
     [
-        ([(30, "COMPLETED"), (2, "COMPLETED")], Outcome.PASS, "(2.0 h ago)"),
-        ([(30, "COMPLETED"), (1, "PARTIAL")], Outcome.FAIL, "(30.0 h ago)"),
+        ([(30, "COMPLETED"), (2, "COMPLETED")], Outcome.PASS, "(COMPLETED, 2.0 h ago)"),
+        # AVAILABLE is what AWS reports for some usable recovery points: as good as COMPLETED
+        ([(30, "COMPLETED"), (2, "AVAILABLE")], Outcome.PASS, "(AVAILABLE, 2.0 h ago)"),
+        ([(30, "AVAILABLE")], Outcome.FAIL, "(AVAILABLE, 30.0 h ago)"),
+        ([(30, "COMPLETED"), (1, "PARTIAL")], Outcome.FAIL, "(COMPLETED, 30.0 h ago)"),
         ([(1, "PARTIAL"), (3, "EXPIRED")], Outcome.FAIL,
-         "no completed recovery point (2 in other states: EXPIRED, PARTIAL)"),
-        ([], Outcome.FAIL, "no completed recovery point"),
+         "no COMPLETED or AVAILABLE recovery point (2 in other states: EXPIRED, PARTIAL)"),
+        ([], Outcome.FAIL, "no COMPLETED or AVAILABLE recovery point"),
     ],
 )
 def test_recovery_points(moto_run: Run, ddb: Any, ages: list[tuple[float, str]], outcome: Outcome,
@@ -296,6 +310,29 @@ def test_recovery_points(moto_run: Run, ddb: Any, ages: list[tuple[float, str]],
     assert result.outcome is outcome
     assert result.observed.endswith(observed)
     assert result.resource == f"backup vault vault -> {arn}"
+    assert result.expected == "a COMPLETED or AVAILABLE recovery point newer than 24 h"
+
+
+def test_recovery_points_of_a_deleted_table(moto_run: Run) -> None:
+    # no table "orders-gone" (deleted): its ARN is built from the account, partition and region
+    arn = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/orders-gone"
+    stub_points(moto_run, arn, [point(arn, 3)])
+    result = evaluate(moto_run, vault_has_recent_recovery_point, vault="vault", resource="orders-gone", hours=24)
+    assert result.outcome is Outcome.PASS, result
+    assert result.resource == f"backup vault vault -> {arn}"
+    assert result.observed.endswith("(COMPLETED, 3.0 h ago); table orders-gone no longer exists")
+
+
+def test_deleted_table_arn_takes_the_partition_of_the_caller(moto_run: Run) -> None:
+    arn = f"arn:aws-cn:dynamodb:{REGION}:{ACCOUNT}:table/orders-gone"
+    with Stubber(moto_run.aws.client("sts")) as sts:
+        sts.add_response("get_caller_identity", {"UserId": "AIDA", "Account": ACCOUNT,
+                                                 "Arn": f"arn:aws-cn:iam::{ACCOUNT}:user/ops"})
+        stub_points(moto_run, arn, [])
+        result = evaluate(moto_run, vault_has_recent_recovery_point, vault="vault", resource="orders-gone",
+                          hours=24)
+    assert (result.outcome, result.resource) == (Outcome.FAIL, f"backup vault vault -> {arn}")
+    assert result.observed == "no COMPLETED or AVAILABLE recovery point; table orders-gone no longer exists"
 
 
 def test_recovery_points_by_arn_and_missing_vault(moto_run: Run) -> None:

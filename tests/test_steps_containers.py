@@ -292,9 +292,13 @@ def test_restart_count_fails_above_the_limit_and_passes_within_it(run: Run) -> N
     assert passed.observed.startswith("restarted ")
 
 
-def test_restart_count_passes_at_zero_for_a_steady_container(run: Run) -> None:
+def test_restart_count_passes_at_zero_for_a_steady_container(run: Run, fleet: dict[str, Any]) -> None:
     result = check(run, container_restarted_at_most, container="api", count=0)
-    assert (result.outcome, result.observed) == (Outcome.PASS, "restarted 0 time(s)")
+    # the count only covers the time since the last start, so the observed text says when that was
+    started = fleet["client"].api.inspect_container("api")["State"]["StartedAt"]  # 2026-...T10:00:00.123Z
+    when = f"{started[:10]} {started[11:19]}Z"
+    assert (result.outcome, result.observed) == (Outcome.PASS, f"restarted 0 time(s), last started {when}")
+    assert result.manual_command.endswith("inspect -f '{{.RestartCount}} {{.State.StartedAt}}' api")
 
 
 # engine cannot answer -> ERROR, never PASS/FAIL ---------------------------------------------------

@@ -40,7 +40,14 @@ from steps.http import (
     validate_pointer,
 )
 from tests.conftest import REPO, evaluate
-from tests.support.http_servers import HttpApp, Route, refused_port, server_context, silent_listener
+from tests.support.http_servers import (
+    HttpApp,
+    Route,
+    expired_intermediate_context,
+    refused_port,
+    server_context,
+    silent_listener,
+)
 
 HEALTH = json.dumps({
     "status": "ok", "ready": True, "version": 1.50, "items": ["a", "b"],
@@ -55,6 +62,11 @@ METRICS = textwrap.dedent("""\
     http_requests_total{method="POST",status="500"} 4
     queue_depth 12
     idle_requests_total{status="200"} 0
+    # TYPE worker_busy gauge
+    worker_busy{pool="a",region="eu"} 3
+    worker_busy{pool="b",region="eu"} 5
+    jobs_done_total{queue="a"} 2
+    jobs_done_total{queue="b"} 3
     """)
 ROUTES = {
     "/health": Route(200, HEALTH, "application/json"),
@@ -220,6 +232,21 @@ def test_get_over_https_verifies_against_the_configured_ca(year_app, ca_pem, run
     assert "-k" in get(run, ScenarioState(), "/health", service="unchecked").manual_command
 
 
+def test_manual_commands_name_the_headers_sent_but_never_their_values(app, run_factory):
+    run = run_factory(f"""\
+        [environments.test.services.web]
+        url = "{app.url}"
+        verify_tls = false
+        headers = {{ Authorization = "Bearer s3cret-token", X-Tenant = "acme" }}
+        """)
+    got = get(run, ScenarioState(), "/health")
+    assert got.manual_command == f"curl -sS -k -H 'Authorization: ***' -H 'X-Tenant: ***' -i {app.url}/health"
+    metric = evaluate(run, metric_below, selector="queue_depth", service="web", threshold=20)
+    assert metric.manual_command.startswith("curl -sS -k -H 'Authorization: ***' -H 'X-Tenant: ***' ")
+    for result in (got, metric):
+        assert "s3cret" not in result.manual_command and "acme" not in result.manual_command
+
+
 # --- the response steps -------------------------------------------------------------------------------
 
 
@@ -364,11 +391,12 @@ def test_exposition_parser_handles_escapes_timestamps_and_special_values():
 
 @pytest.mark.parametrize("text, reason", [
     ("5xx_total", "starts with a metric name"),
-    ('http_requests_total{status=~"5.."}', "only exact label matching (=) is supported, not '=~'"),
-    ('http_requests_total{status!="200"}', "not '!='"),
+    ('http_requests_total{status=~"5(.."}', "label 'status': '5(..' is not a valid regular expression"),
+    ('http_requests_total{status=~"*"}', "is not a valid regular expression (nothing to repeat"),
+    ('http_requests_total{status~="5"}', "expected =, !=, =~ or !~ and a \"value\" after label 'status'"),
     ('http_requests_total{status="500"', "missing '}' after the labels"),
     ('http_requests_total{status="500}', "unterminated value of label 'status'"),
-    ("http_requests_total{status=500}", 'expected ="value"'),
+    ("http_requests_total{status=500}", "expected =, !=, =~ or !~ and a \"value\""),
     ('m{a="1",a="2"}', "given twice"),
     ('m{a="1"} extra', "unexpected ' extra' after the labels"),
     ("rate(m[5m])", "after the metric name"),
@@ -382,10 +410,53 @@ def test_malformed_selectors_are_refused_with_a_reason(text, reason):
 
 def test_selectors_match_exact_labels_and_allow_extra_ones():
     sel = parse_selector(' m { a = "1" , b="x\\"y" } ')
-    assert (sel.name, sel.labels) == ("m", (("a", "1"), ("b", 'x"y')))
-    assert parse_selector("m{}").labels == ()
+    assert sel.name == "m"
+    assert [(m.label, m.op, m.value) for m in sel.matchers] == [("a", "=", "1"), ("b", "=", 'x"y')]
+    assert parse_selector("m{}").matchers == ()
     samples = parse_exposition(METRICS)
     assert sum(s.value for s in samples if parse_selector('http_requests_total{status="500"}').matches(s)) == 10
+
+
+@pytest.mark.parametrize("selector, total", [
+    ('http_requests_total{status=~"5.."}', 10),
+    ('http_requests_total{status=~"5"}', None),  # the regex must match the whole value, as in PromQL
+    ('http_requests_total{status=~"2.*|5.*"}', 1000),
+    ('http_requests_total{status!~"5.."}', 990),
+    ('http_requests_total{status!="200"}', 10),
+    ('http_requests_total{method=~"P.+",status=~"[25]00"}', 94),
+    ('http_requests_total{status=~"5..",status!="500"}', None),  # one label matched twice: both must hold
+    ('http_requests_total{absent=""}', 1000),  # a label a series lacks has the value ""
+    ('http_requests_total{absent!=""}', None),
+    ('http_requests_total{absent=~"x?"}', 1000),
+])
+def test_selectors_with_regex_and_negative_matchers(selector, total):
+    samples = [s for s in parse_exposition(METRICS) if parse_selector(selector).matches(s)]
+    assert (sum(s.value for s in samples) if samples else None) == total
+    assert str(parse_selector(selector)) == selector  # printed as written
+
+
+def test_exposition_types_tell_which_series_add_up():
+    samples = parse_exposition(textwrap.dedent("""        # TYPE req counter
+        req_total{a="1"} 1
+        req_created{a="1"} 1700000000
+        # TYPE lat histogram
+        lat_bucket{le="1"} 1
+        lat_sum 2
+        lat_count 3
+        # TYPE q summary
+        q{quantile="0.5"} 1
+        q_count 3
+        # TYPE temp gauge
+        temp 20
+        plain_total 1
+        plain_bucket{le="1"} 1
+        plain 1
+        """))
+    assert [(s.name, s.kind) for s in samples] == [
+        ("req_total", "counter"), ("req_created", "timestamp"), ("lat_bucket", "bucket"), ("lat_sum", "counter"),
+        ("lat_count", "counter"), ("q", "quantile"), ("q_count", "counter"), ("temp", "gauge"),
+        ("plain_total", "counter"), ("plain_bucket", "bucket"), ("plain", "untyped"),
+    ]
 
 
 def test_metric_below_on_the_reference_api(reference_api, run_with):
@@ -399,6 +470,29 @@ def test_metric_below_on_the_reference_api(reference_api, run_with):
     assert_result(failed, Outcome.FAIL, "37 (1 series)")
     assert_result(evaluate(run, metric_below, selector="http_requests_total", service="api", threshold=1e6),
                   Outcome.PASS, "12877 (sum of 2 series)")
+
+
+def test_metric_below_sums_counters_only(app, reference_api, run_with):
+    run = run_with({"web": app.url, "api": reference_api.url})
+    # counters add up: by # TYPE, or by a name ending in _total without one
+    assert_result(evaluate(run, metric_below, selector='http_requests_total{status=~"5.."}', service="web",
+                           threshold=11), Outcome.PASS, "10 (sum of 2 series)")
+    assert_result(evaluate(run, metric_below, selector="jobs_done_total", service="web", threshold=6),
+                  Outcome.PASS, "5 (sum of 2 series)")
+    gauge = evaluate(run, metric_below, selector='worker_busy{region="eu"}', service="web", threshold=100)
+    assert_result(gauge, Outcome.ERROR)
+    assert gauge.observed == ('the selector worker_busy{region="eu"} is ambiguous: it matches 2 gauge series '
+                              '({pool="a"}, {pool="b"}), and a sum of them means nothing')
+    assert gauge.hint == 'narrow it with labels to one series, e.g. worker_busy{region="eu",pool="a"}'
+    assert gauge.expected == 'worker_busy{region="eu"} below 100'
+    assert_result(evaluate(run, metric_below, selector='worker_busy{pool="b"}', service="web", threshold=6),
+                  Outcome.PASS, "5 (1 series)")
+    quantiles = evaluate(run, metric_below, selector="http_request_latency_seconds", service="api", threshold=9)
+    assert_result(quantiles, Outcome.ERROR, "it matches 4 summary quantile series (", '{quantile="0.95"}')
+    assert 'http_request_latency_seconds{quantile="0.5"}' in quantiles.hint
+    buckets = evaluate(run, metric_below, selector="http_request_duration_seconds_bucket", service="api",
+                       threshold=1e9)
+    assert_result(buckets, Outcome.ERROR, "histogram bucket series", '{le="+Inf"}')  # across le: meaningless
 
 
 def test_metric_below_fails_when_no_series_matches(app, run_with):
@@ -522,6 +616,18 @@ def test_tls_expired_certificate_is_a_failure_not_an_error(ca, ca_pem, run_with)
     assert_result(result, Outcome.FAIL, f"expired {expired} (2 days ago)")
 
 
+def test_tls_expired_intermediate_is_an_expired_chain_not_an_expired_leaf(run_with, tmp_path):
+    context, root = expired_intermediate_context(tmp_path, leaf_days=200)
+    with HttpApp(ROUTES, tls=context) as server:
+        run = run_with({"web": {"url": server.url, "verify_tls": root}})
+        result = tls_check(run, "web", 30)
+    until = (datetime.now(UTC) + timedelta(days=200, hours=1)).strftime("%Y-%m-%d")
+    assert_result(result, Outcome.FAIL,
+                  f"the chain contains an expired certificate (the server's own expires {until})")
+    assert "expired " + until not in result.observed  # not "expired <a date in the future>"
+    assert "intermediate" in result.hint and "-showcerts" in result.manual_command
+
+
 def test_tls_untrusted_certificate_is_an_error(year_app, run_with, tmp_path):
     path = tmp_path / "other-ca.pem"
     trustme.CA().cert_pem.write_to_path(str(path))
@@ -574,17 +680,18 @@ def test_preflight_rejects_a_malformed_selector(tmp_path, capsys):
         Feature: Metrics
           Scenario: Error budget
             Then the metric "http_requests_total" of "web" is below 10
-            And the metric "http_requests_total{status=~"5.."}" of "web" is below 10
+            And the metric "http_requests_total{status=~"5(.."}" of "web" is below 10
             And the ratio of "errors{" to "http_requests_total" on "web" is below 1%
             And the response JSON at "status" is "ok"
+            And the metric "http_requests_total{status=~"5..",method!~"GET|HEAD"}" of "web" is below 10
         """)
     assert main(["verify", "--config", str(config), "--report-dir", str(tmp_path / "r"), str(feature)]) == 2
     err = capsys.readouterr().err
-    assert ("features/api.feature:4: selector 'http_requests_total{status=~\"5..\"}': "
-            "only exact label matching (=) is supported, not '=~'") in err
+    assert ("features/api.feature:4: selector 'http_requests_total{status=~\"5(..\"}': "
+            "label 'status': '5(..' is not a valid regular expression (missing ), unterminated subpattern") in err
     assert "features/api.feature:5: numerator 'errors{': expected a label name or '}' at column 8" in err
     assert "features/api.feature:6: pointer 'status': a JSON Pointer is empty or starts with '/'" in err
-    assert "api.feature:3" not in err
+    assert "api.feature:3" not in err and "api.feature:7" not in err
     assert "nothing was run" in err
 
 

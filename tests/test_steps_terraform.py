@@ -86,6 +86,25 @@ def test_a_stale_lock_fails_with_who_when_and_the_unlock_command(moto_run: Run) 
     assert result.evidence == {"stale": [STATE]}
 
 
+def test_several_stale_locks_get_one_unlock_command_each(moto_run: Run) -> None:
+    # force-unlock takes exactly one lock ID, and acts on the state of the directory it runs in
+    make_table()
+    other = "acme-tfstate/data/terraform.tfstate"
+    put_lock(minutes_ago=300, who="jenkins@ci-7", info_id="9f86-d081")
+    put_lock(minutes_ago=120, who="bob@laptop", lock_id=other, info_id="ab12-cd34")
+    result = check(moto_run, minutes=60)
+    assert result.outcome is Outcome.FAIL
+    first, *locks = result.hint.split("\n")
+    assert first.startswith("first make sure each run is really dead: ask the person named")
+    assert "in a working directory whose backend is that state (bucket/key)" in first
+    assert len(locks) == 2
+    assert locks[0].startswith(f"  {STATE} (held by jenkins@ci-7 since ")
+    assert locks[0].endswith("): terraform force-unlock 9f86-d081")
+    assert locks[1].startswith(f"  {other} (held by bob@laptop since ")
+    assert locks[1].endswith("): terraform force-unlock ab12-cd34")
+    assert result.evidence == {"stale": [STATE, other]}
+
+
 def test_the_threshold_decides(moto_run: Run) -> None:
     # the same (memoised) scan, judged against two thresholds
     make_table()

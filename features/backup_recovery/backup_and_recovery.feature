@@ -11,8 +11,8 @@ Feature: Backup and recovery readiness
     when you must restore data (go to the scenario "Restore a table").
 
   Prerequisites:
-    - Read-only access including backup:ListBackupPlans, backup:ListBackupSelections,
-      backup:ListRecoveryPointsByBackupVault (`runbooks iam-policy`).
+    - Read-only access: the policy printed by `runbooks iam-policy features/backup_recovery/backup_and_recovery.feature`
+      (AWS Backup, DynamoDB, S3 and STS read actions; generated from the steps, so it is complete).
     - To restore: the platform deploy role and the incident or change ticket that asks for it.
 
   Escalation:

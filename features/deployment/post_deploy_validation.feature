@@ -32,8 +32,9 @@ Feature: Post-deployment validation of the storage layer and the API
     - Rollback: features/rollback/
     - Architecture and step catalogue: docs/architecture.md, docs/steps.md
 
-  Background: the deployment target is reachable
-    Given the S3 bucket "{templates_bucket}" exists
+  Background: the checks run against the intended account, and the deployment target is reachable
+    Given the AWS account is "{account_id}"
+    And the S3 bucket "{templates_bucket}" exists
     And the DynamoDB table "{tenants_table}" is active
 
   @integrity

@@ -35,6 +35,9 @@ Feature: Incident response
     - features/backup_recovery/backup_and_recovery.feature
     - features/operations/daily_operations.feature
 
+  Background: the checks run against the intended account
+    Given the AWS account is "{account_id}"
+
   Scenario: Triage - the facts in the first minutes
     Then the service "api" answers GET "/health/live" with status 200 within 500 ms
     And the service "api" answers GET "/health/ready" with status 200 within 1000 ms

@@ -14,7 +14,10 @@ Feature: Shut the platform down in dependency order
     - SSH access to the API hosts; read-only AWS access (`runbooks iam-policy`).
 
   Escalation:
-    - A Terraform run holds the state lock: wait for it or ask its owner; never shut down mid-apply.
+    - A Terraform plan or apply holds the state lock: wait for it to finish, or ask its owner (the lock
+      names who took it); never shut down mid-apply.
+    - A state lock older than 30 minutes (stage 1 fails): ask its owner whether the run is dead before
+      anyone force-unlocks it; only the platform on-call decides on `terraform force-unlock`.
     - The API does not drain within 10 minutes: the platform on-call decides whether to stop it anyway.
 
   Rollback:
@@ -28,8 +31,9 @@ Feature: Shut the platform down in dependency order
     Given the AWS account is "{account_id}"
 
   Scenario: 1 - Nothing is changing the infrastructure
-    Then the Terraform lock table "{lock_table}" holds no lock older than 0 minutes
-    * manual: pause the deployment pipelines of this environment for the maintenance window
+    Given manual: pause the deployment pipelines of this environment for the maintenance window, so no new plan or apply starts
+    Then the Terraform lock table "{lock_table}" holds no lock older than 30 minutes
+    * manual: if the check names a younger lock, a plan or apply is running: wait until it is released (re-run this scenario, or aws dynamodb scan --table-name {lock_table} --consistent-read --filter-expression 'attribute_exists(Info)' returns no item) before stopping anything
 
   @integrity
   Scenario: 2 - The data is recoverable before anything stops
@@ -44,7 +48,7 @@ Feature: Shut the platform down in dependency order
 
   Scenario: 4 - Stop the API, then the cache
     Given manual: on each API host: docker compose stop --timeout 30 api (in-flight requests finish)
-    * manual: check that nothing listens on port {api_port} any more: ss -ltn 'sport = :{api_port}'
+    * manual: on each API host: check that nothing listens on port {api_port} any more: ss -ltn 'sport = :{api_port}'
     * manual: on each API host: docker compose stop cache
     * manual: leave the DynamoDB tables and the S3 buckets as they are: they hold the data and need no shutdown
 

@@ -7,8 +7,12 @@ Feature: Promote a release from DEV to SIT
 
   When to use:
     When a release has run in DEV for at least one working day and the team wants it in SIT for
-    integration testing. Run the go/no-go scenario with --env set to DEV and the smoke tests with
-    --env set to SIT.
+    integration testing. Each scenario is tagged with the stage it belongs to and the environment it
+    runs against (the names are those of runbooks.toml):
+      1. runbooks verify --env dev --tags '@go-no-go' features/promotion/dev_to_sit.feature
+      2. runbooks verify --env sit --tags '@approval' features/promotion/dev_to_sit.feature (prints and records the manual steps)
+      3. runbooks verify --env sit --tags '@smoke' features/promotion/dev_to_sit.feature
+    Each run's exit code decides: 0 go on, anything else stop (see Escalation).
 
   Prerequisites:
     - The release passed features/deployment/post_deploy_validation.feature in DEV.
@@ -31,6 +35,7 @@ Feature: Promote a release from DEV to SIT
   Background: the checks run against the intended account
     Given the AWS account is "{account_id}"
 
+  @go-no-go
   Scenario: Go/no-go - the release is healthy in the source environment
     Then the service "api" answers GET "/health/ready" with status 200 within 1000 ms
     And the ratio of "http_requests_total{status="500"}" to "http_requests_total" on "api" is below 5%
@@ -39,11 +44,13 @@ Feature: Promote a release from DEV to SIT
     And the S3 bucket "{artifacts_bucket}" holds at least 3 objects under "releases/{current_release}/"
     * manual: no open bug of severity high or critical is tagged for {current_release}
 
+  @approval
   Scenario: Approval to promote
     Given manual: the Tech Lead approves the SIT change ticket (one approval; record the go/no-go run's results.json)
     * manual: post in #platform-deployments that {current_release} goes to SIT, with the ticket link
     * manual: start the pipeline's promote job for {current_release} to SIT and wait for it to finish
 
+  @smoke
   Scenario: Smoke tests - the release answers in the target environment
     When I GET "/health/ready" from "api"
     Then the response status is 200
@@ -52,12 +59,14 @@ Feature: Promote a release from DEV to SIT
     And the response JSON at "/checks/dynamodb" is "ok"
     And the response JSON at "/checks/s3" is "ok"
 
+  @smoke
   Scenario: Smoke tests - the API exposes its metrics
     When I GET "/metrics" from "api"
     Then the response status is 200
     And the response body contains "http_requests_total"
     And the response body contains "http_request_latency_seconds"
 
+  @smoke
   Scenario: Smoke tests - the storage layer of the target is in place
     Then the S3 bucket "{templates_bucket}" holds at least 3 objects under "templates/"
     And the DynamoDB table "{tenants_table}" is active

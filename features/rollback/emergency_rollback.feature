@@ -53,7 +53,10 @@ Feature: Emergency rollback (P0 and P1)
 
   Scenario: Roll back
     Given manual: run the deploy pipeline for {previous_release} with the emergency flag (skips the canary; blue-green switches at once)
-    * manual: if the release changed infrastructure, apply the previous release's reviewed terraform plan (releases/{previous_release}/terraform.tfplan)
+    * manual: if the release changed infrastructure, do not apply the saved releases/{previous_release}/terraform.tfplan: it was planned against an older state and Terraform refuses it as stale
+    * manual: check out the previous release's code: git fetch --tags && git checkout {previous_release}; terraform init
+    * manual: terraform plan -out=rollback.tfplan; review it with a second engineer (only the changes of {current_release} reversed, no resource destroyed that holds data)
+    * manual: terraform apply rollback.tfplan
     * manual: if the release wrote bad data, follow the data restore of features/rollback/standard_rollback.feature
 
   Scenario: Post-rollback validation

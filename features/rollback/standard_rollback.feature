@@ -56,7 +56,7 @@ Feature: Standard rollback with data restore (P2 and P3)
 
   Scenario: Restore S3 objects to their previous versions
     Given manual: aws s3api list-object-versions --bucket {templates_bucket} --prefix templates/ to find the last good version of each object
-    * manual: aws s3api copy-object --bucket {templates_bucket} --key <key> --copy-source {templates_bucket}/<key>?versionId=<good version>
+    * manual: aws s3api copy-object --bucket {templates_bucket} --key <key> --copy-source '{templates_bucket}/<key>?versionId=<good version>' (quoted: the shell would read ? as a glob)
 
   Scenario: Validate after the rollback
     Then the service "api" answers GET "/health/ready" with status 200 within 1000 ms

@@ -27,6 +27,9 @@ Feature: Troubleshooting the API
     - features/operations/daily_operations.feature
     - features/rollback/emergency_rollback.feature
 
+  Background: the checks run against the intended account
+    Given the AWS account is "{account_id}"
+
   Scenario: Readiness check failing
     Symptom:
       /health/ready answers 503; the load balancer takes targets out of service; /health/live still answers 200.

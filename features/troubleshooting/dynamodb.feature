@@ -110,16 +110,22 @@ Feature: Troubleshooting the DynamoDB tables
 
   Scenario: Access denied
     Symptom:
-      The API or the pipeline logs AccessDeniedException on a DynamoDB call; a runbook step ends in
-      ERROR "access denied for ..." naming the operation.
+      The API or the pipeline logs AccessDeniedException on a DynamoDB call (GetItem, PutItem, Query)
+      that names its role and the table. This runbook's own steps pass: it reads with another role.
     Root cause:
-      The role lacks the action (policy changed or not yet applied), the credentials belong to
-      another account, an SCP or permission boundary denies it, or a KMS key policy refuses the role.
+      The API role lacks the action (its policy changed or was not yet applied), the API runs with
+      credentials of another account, an SCP or a permissions boundary denies it, or a KMS key policy
+      refuses the role. The checks here run with the runbook's read-only role, not the API role: they
+      can show that the table exists and is active in the intended account, never what the API role
+      may do; that takes the IAM policy simulator and CloudTrail (the manual steps).
     Resolution:
-      1. Check the account first (the Background step of this scenario).
-      2. aws iam simulate-principal-policy --policy-source-arn ROLE_ARN --action-names dynamodb:GetItem --resource-arns TABLE_ARN.
-      3. Fix the role's policy in the IAM stack and apply; for an SCP or key policy, ask the Security team.
+      1. The checks below fail: the table is missing or not active, so follow "Table not found" first.
+      2. aws iam simulate-principal-policy --policy-source-arn API_ROLE_ARN --action-names dynamodb:GetItem dynamodb:PutItem dynamodb:Query --resource-arns TABLE_ARN; read EvalDecision, MatchedStatements and OrganizationsDecisionDetail.
+      3. implicitDeny: add the actions to the API role's policy in the IAM stack and apply; explicitDeny: find the denying policy, boundary or SCP (Security team for an SCP); all allowed: suspect the KMS key policy or a session policy.
+      4. CloudTrail: who changed the role (aws cloudtrail lookup-events --region us-east-1 --lookup-attributes AttributeKey=ResourceName,AttributeValue=API_ROLE_NAME), and the denied calls if the trail records DynamoDB data events.
+      5. A step of this runbook itself ends in ERROR "access denied": the runbook role lacks a permission; compare it with `runbooks iam-policy`.
 
     Then the DynamoDB table "{tenants_table}" is active
-    And the DynamoDB table "{tenants_table}" has tag "owner" set to "{owner}"
-    * manual: simulate the API role's access (step 2 of the resolution) for GetItem, PutItem and Query on both tables
+    And the DynamoDB table "{audit_table}" is active
+    * manual: aws iam simulate-principal-policy --policy-source-arn <api role arn> --action-names dynamodb:GetItem dynamodb:PutItem dynamodb:Query --resource-arns <table arn> for {tenants_table} and for {audit_table}; every EvalDecision must be "allowed"
+    * manual: look the denial up in CloudTrail: aws cloudtrail lookup-events --region us-east-1 --lookup-attributes AttributeKey=ResourceName,AttributeValue=<api role name> for changes to the role; the denied GetItem/PutItem/Query calls (errorCode AccessDenied, userIdentity the API role) only in a trail that records DynamoDB data events

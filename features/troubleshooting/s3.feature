@@ -107,11 +107,14 @@ Feature: Troubleshooting the S3 buckets
       destination bucket or the replication role is missing, or versioning is off on either bucket.
     Resolution:
       1. aws s3api get-bucket-replication --bucket BUCKET to see the rules.
-      2. Check that the replica bucket exists and has versioning Enabled, and that the replication role exists.
-      3. Apply the replication module of the storage stack; then copy existing objects with S3 Batch Replication.
+      2. Check that the replica bucket exists, that versioning is Enabled on both the source and the replica
+         (aws s3api get-bucket-versioning --bucket BUCKET for each), and that the replication role exists.
+      3. Enable versioning where it is off (aws s3api put-bucket-versioning --bucket BUCKET --versioning-configuration Status=Enabled), and set it in the storage stack.
+      4. Apply the replication module of the storage stack; then copy existing objects with S3 Batch Replication.
 
     Given the S3 bucket "{replica_bucket}" exists
     Then the S3 bucket "{templates_bucket}" replicates to "{replica_bucket}"
+    And the S3 bucket "{templates_bucket}" has versioning enabled
     And the S3 bucket "{replica_bucket}" has versioning enabled
 
   @integrity

@@ -1,12 +1,14 @@
 """Real HTTP(S) servers on 127.0.0.1 for the HTTP step tests: routes with status, body and delay.
 
 ``HttpApp(routes, tls=context)`` serves plain HTTP, or HTTPS with a server ``ssl.SSLContext`` (see
-:func:`server_context` for a trustme certificate). ``silent_listener`` accepts TCP connections and
-never answers; ``refused_port`` is a port where connections are refused.
+:func:`server_context` for a trustme certificate, :func:`expired_intermediate_context` for a chain
+whose intermediate CA has expired). ``silent_listener`` accepts TCP connections and never answers;
+``refused_port`` is a port where connections are refused.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import socket
 import ssl
 import threading
@@ -14,10 +16,16 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import trustme
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 
 @dataclass
@@ -33,6 +41,54 @@ def server_context(cert: trustme.LeafCert) -> ssl.SSLContext:
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     cert.configure_cert(context)
     return context
+
+
+def _certificate(subject: str, key: ec.EllipticCurvePrivateKey, issuer: tuple[x509.Certificate, Any] | None,
+                 not_before: datetime, not_after: datetime, ca: bool) -> x509.Certificate:
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)])
+    issuer_cert, issuer_key = issuer if issuer else (None, key)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(issuer_cert.subject if issuer_cert else name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key()), critical=False)
+    )
+    if ca:
+        builder = builder.add_extension(
+            x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=False,
+                          data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
+                          encipher_only=False, decipher_only=False), critical=True)
+    else:
+        builder = builder.add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+    return builder.sign(issuer_key, hashes.SHA256())
+
+
+def expired_intermediate_context(directory: Path, leaf_days: int = 200) -> tuple[ssl.SSLContext, str]:
+    """A server context for 127.0.0.1 whose chain is leaf (valid ``leaf_days`` more days) -> intermediate CA
+    (expired yesterday) -> root CA (valid); returns it and the path of the root's PEM to trust."""
+    now = datetime.now(UTC)
+    keys = [ec.generate_private_key(ec.SECP256R1()) for _ in range(3)]
+    root = _certificate("runbooks test root", keys[0], None, now - timedelta(days=60), now + timedelta(days=3650),
+                        ca=True)
+    intermediate = _certificate("runbooks test intermediate", keys[1], (root, keys[0]), now - timedelta(days=60),
+                                now - timedelta(days=1), ca=True)
+    leaf = _certificate("127.0.0.1", keys[2], (intermediate, keys[1]), now - timedelta(days=30),
+                        now + timedelta(days=leaf_days, hours=1), ca=False)
+    pem = serialization.Encoding.PEM
+    (directory / "chain.pem").write_bytes(leaf.public_bytes(pem) + intermediate.public_bytes(pem))
+    (directory / "leaf.key").write_bytes(keys[2].private_bytes(
+        pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    (directory / "root.pem").write_bytes(root.public_bytes(pem))
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(str(directory / "chain.pem"), str(directory / "leaf.key"))
+    return context, str(directory / "root.pem")
 
 
 class _Server(ThreadingHTTPServer):
