@@ -57,7 +57,13 @@ def step_details(record: StepRecord) -> list[str]:
     else:
         return []
     width = max(len(label) for label, _ in rows)
-    return [f"{label.rjust(width)}: {value}" for label, value in rows if value]
+    lines = []
+    for label, value in rows:
+        if value:  # continuation lines of a multi-line hint stay under the value
+            first, *rest = value.splitlines()
+            lines.append(f"{label.rjust(width)}: {first}")
+            lines.extend(" " * (width + 2) + more for more in rest)
+    return lines
 
 
 def failure_message(records: Iterable[StepRecord]) -> str:

@@ -368,7 +368,6 @@ _SUFFIX_ROLES = {
     "summary": {"": "quantile", "_count": "counter", "_sum": "counter", "_created": "timestamp"},
 }
 _UNTYPED_ROLES = {"_total": "counter", "_count": "counter", "_sum": "counter", "_bucket": "bucket"}
-SUMMABLE = {"counter", "bucket"}
 
 
 @dataclass(frozen=True)
@@ -485,7 +484,7 @@ def _matcher(label: str, op: str, value: str, earlier: list[Matcher], selector: 
     if op not in ("=~", "!~"):
         return Matcher(label, op, value)
     try:
-        return Matcher(label, op, value, re.compile(value))
+        return Matcher(label, op, value, re.compile(value, re.DOTALL))  # as Prometheus: '.' matches a newline
     except re.error as exc:
         raise ValueError(f"label {label!r}: {value!r} is not a valid regular expression ({exc})") from None
 

@@ -32,7 +32,7 @@ RUNBOOKS = sorted(str(p.relative_to(REPO)) for p in (REPO / "features").rglob("*
 LOCK = 'the Terraform lock table "acme-terraform-locks-sandbox" holds no lock older than 30 minutes'
 TENANTS_WINDOW = 'the DynamoDB table "acme-tenants-sandbox" can be restored to any point in the last 24 hours'
 TEMPLATES_VERSIONING = 'the S3 bucket "acme-templates-sandbox" has versioning enabled'
-ERROR_RATIO = 'the ratio of "http_requests_total{status="500"}" to "http_requests_total" on "api" is below 5%'
+ERROR_RATIO = 'the ratio of "http_requests_total{status=~"5.."}" to "http_requests_total" on "api" is below 5%'
 P95 = 'the metric "http_request_latency_seconds{quantile="0.95"}" of "api" is below 1'
 API_ERRORS_ALARM = 'the CloudWatch alarm "acme-api-5xx-sandbox" exists and is not in ALARM state'
 API_LATENCY_ALARM = 'the CloudWatch alarm "acme-api-latency-p95-sandbox" exists and is not in ALARM state'

@@ -37,6 +37,7 @@ from tests.support.moto_iam import EnforcingMoto, iam_moto  # noqa: F401
 
 REGION = "eu-west-1"
 ALL_ON = dict.fromkeys(BLOCK_FLAGS, True)
+LAGGING = "(tags read via the tagging API, which can lag behind recent tag changes)"
 AES = {"Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]}
 
 
@@ -115,7 +116,7 @@ def test_bucket_fleet_lists_every_offender_and_only_them(moto_run: Run, buckets:
     one = evaluate(moto_run, fleet_buckets_tagged, pattern="acme-a", key="owner")
     # a PASS may rest on the tagging API alone, which lags behind tag changes: it says so
     assert (one.outcome, one.observed) == (
-        Outcome.PASS, "the one matching bucket with tag 'owner' (tags read via the tagging API, which can lag behind recent tag changes)")
+        Outcome.PASS, f"the one matching bucket with tag 'owner' {LAGGING}")
 
 
 def test_account_level_block_covers_buckets_without_their_own(moto_run: Run, buckets: Any) -> None:
@@ -154,7 +155,7 @@ def test_table_fleet(moto_run: Run) -> None:
     assert tag.observed == "2 of 4 tables without tag 'owner': acme-audit, acme-users"
     fine = evaluate(moto_run, fleet_tables_tagged, pattern="acme-[co]*", key="owner")
     assert (fine.outcome, fine.observed) == (
-        Outcome.PASS, "all 2 matching tables with tag 'owner' (tags read via the tagging API, which can lag behind recent tag changes)")
+        Outcome.PASS, f"all 2 matching tables with tag 'owner' {LAGGING}")
 
 
 def test_tags_without_the_tagging_api(moto_run: Run, buckets: Any) -> None:

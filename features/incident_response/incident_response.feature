@@ -41,7 +41,7 @@ Feature: Incident response
   Scenario: Triage - the facts in the first minutes
     Then the service "api" answers GET "/health/live" with status 200 within 500 ms
     And the service "api" answers GET "/health/ready" with status 200 within 1000 ms
-    And the ratio of "http_requests_total{status="500"}" to "http_requests_total" on "api" is below 5%
+    And the ratio of "http_requests_total{status=~"5.."}" to "http_requests_total" on "api" is below 5%
     And the metric "http_request_latency_seconds{quantile="0.95"}" of "api" is below 1
     And the CloudWatch alarm "{api_errors_alarm}" exists and is not in ALARM state
     And the CloudWatch alarm "{api_latency_alarm}" exists and is not in ALARM state

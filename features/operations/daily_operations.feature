@@ -37,7 +37,7 @@ Feature: Daily operations and monitoring checks
     And the service "api" answers GET "/health/ready" with status 200 within 1000 ms
 
   Scenario: Error rate and latency are within budget
-    Then the ratio of "http_requests_total{status="500"}" to "http_requests_total" on "api" is below 5%
+    Then the ratio of "http_requests_total{status=~"5.."}" to "http_requests_total" on "api" is below 5%
     And the metric "http_request_latency_seconds{quantile="0.95"}" of "api" is below 1
     And the metric "http_request_latency_seconds{quantile="0.99"}" of "api" is below 2
 

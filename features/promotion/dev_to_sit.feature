@@ -38,7 +38,7 @@ Feature: Promote a release from DEV to SIT
   @go-no-go
   Scenario: Go/no-go - the release is healthy in the source environment
     Then the service "api" answers GET "/health/ready" with status 200 within 1000 ms
-    And the ratio of "http_requests_total{status="500"}" to "http_requests_total" on "api" is below 5%
+    And the ratio of "http_requests_total{status=~"5.."}" to "http_requests_total" on "api" is below 5%
     And the metric "http_request_latency_seconds{quantile="0.95"}" of "api" is below 1
     And the CloudWatch alarm "{api_errors_alarm}" exists and is not in ALARM state
     And the S3 bucket "{artifacts_bucket}" holds at least 3 objects under "releases/{current_release}/"

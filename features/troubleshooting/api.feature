@@ -50,7 +50,7 @@ Feature: Troubleshooting the API
 
   Scenario: High error rate (more than 5% of requests fail)
     Symptom:
-      The 5xx alarm fires; more than 5% of responses are HTTP 500; users see error pages.
+      The 5xx alarm fires; more than 5% of responses are HTTP 5xx; users see error pages.
     Root cause:
       A defect in a new release, a failing dependency (DynamoDB throttling, S3 errors), or a
       configuration change. Compare the start of the errors with the deployment log.
@@ -59,7 +59,7 @@ Feature: Troubleshooting the API
       2. If it started with a release: roll back (features/rollback/emergency_rollback.feature).
       3. If DynamoDB throttles: check the throttle alarm and the table's capacity; otherwise follow the dependency's runbook.
 
-    Then the ratio of "http_requests_total{status="500"}" to "http_requests_total" on "api" is below 5%
+    Then the ratio of "http_requests_total{status=~"5.."}" to "http_requests_total" on "api" is below 5%
     And the CloudWatch alarm "{api_errors_alarm}" exists and is not in ALARM state
 
   Scenario: Slow responses (p95 latency above 1 s)
