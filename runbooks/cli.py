@@ -171,6 +171,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         "--runbooks-report-dir", str(args.report_dir),
         "--runbooks-fail-on", args.fail_on,
         "--runbooks-procedure",
+        "--runbooks-preflight-done",
         "--capture=no",  # the procedure is printed live
     ]  # fmt: skip
     if args.waivers or waivers.is_file():

@@ -38,17 +38,19 @@ def register(sub: Any) -> None:
     drift.set_defaults(handler=cmd_drift)
 
 
-def _open(args: argparse.Namespace) -> tuple[History, Any]:
+def _history_path(args: argparse.Namespace) -> tuple[Path, Any]:
     config = load_config(args.config)
-    path = args.history or config.root / DEFAULT_PATH
-    if not Path(path).is_file():
+    path = Path(args.history or config.root / DEFAULT_PATH)
+    if not path.is_file():
         raise ConfigError("no history recorded yet (run `runbooks verify` first)", path)
-    return History(Path(path)), config
+    return path, config
 
 
 def cmd_history(args: argparse.Namespace) -> int:
-    history, _ = _open(args)
+    path, _ = _history_path(args)
+    history = History(path)
     runs = history.runs(args.env, args.limit)
+    history.close()
     if not runs:
         print("no runs recorded" + (f" for environment {args.env!r}" if args.env else ""))
         return 0
@@ -114,9 +116,7 @@ def report_drift(history_path: Path, env: str, current_id: str | None, against: 
 
 
 def cmd_drift(args: argparse.Namespace) -> int:
-    history, config = _open(args)
-    history.close()
+    path, config = _history_path(args)
     env = config.environment(args.env)
-    path = args.history or config.root / DEFAULT_PATH
     return report_drift(Path(path), env.name, None, args.against, Redactor.for_environment(env), args.notify,
                         args.notify_always, args.report_url, exit_code=None, as_json=args.json)

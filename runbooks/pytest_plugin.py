@@ -6,6 +6,7 @@ run exactly the same code.
 
 from __future__ import annotations
 
+import argparse
 import sys
 import time
 import types
@@ -53,6 +54,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--runbooks-history", default=None,
                     help="history database (default: .runbooks/history.sqlite beside the config)")
     group.addoption("--runbooks-no-history", action="store_true", default=False, help="do not record this run")
+    group.addoption("--runbooks-preflight-done", action="store_true", default=False,
+                    help=argparse.SUPPRESS)  # set by `runbooks verify`, which ran preflight itself
     group.addoption(
         "--runbooks-procedure",
         action="store_true",
@@ -76,10 +79,11 @@ class FeatureFile(pytest.Module):
 
     def _getobj(self) -> types.ModuleType:
         session: RunbooksSession = self.config.stash[RUN_KEY]
-        doc = parse_feature(self.path)  # our parser first: clear file:line errors, no silent duplicates
-        problems = check_feature(doc, session.environment(), display_path(self.path, session.config_root()))
-        if problems:
-            raise self.CollectError("\n".join(str(p) for p in problems))
+        if not self.config.getoption("runbooks_preflight_done"):  # `runbooks verify` checked every file already
+            doc = parse_feature(self.path)  # our parser first: clear file:line errors, no silent duplicates
+            problems = check_feature(doc, session.environment(), display_path(self.path, session.config_root()))
+            if problems:
+                raise self.CollectError("\n".join(str(p) for p in problems))
         module = types.ModuleType(self.path.stem)
         module.__file__ = str(self.path)
         # pytest-bdd caches parsed features per process; a long-lived process must see the file as it is now.

@@ -37,6 +37,11 @@ def ddb_get(ctx: CheckContext, operation: str, table: str, expected: str, **para
         raise
 
 
+def enable_pitr_command(table: str) -> str:
+    return (f"aws dynamodb update-continuous-backups --table-name {table} "
+            "--point-in-time-recovery-specification PointInTimeRecoveryEnabled=true")
+
+
 def describe(ctx: CheckContext, table: str, expected: str) -> dict[str, Any]:
     return ddb_get(ctx, "describe_table", table, expected, TableName=table)["Table"]  # type: ignore[no-any-return]
 
@@ -78,8 +83,7 @@ def table_pitr_enabled(ctx: CheckContext, table: str) -> CheckResult:
         table_resource(ctx, table),
         expected,
         f"PointInTimeRecoveryStatus {status}",
-        f"aws dynamodb update-continuous-backups --table-name {table} "
-        "--point-in-time-recovery-specification PointInTimeRecoveryEnabled=true",
+        enable_pitr_command(table),
     )
 
 
@@ -156,10 +160,7 @@ def table_restorable_window(ctx: CheckContext, table: str, hours: int) -> CheckR
     response = ddb_get(ctx, "describe_continuous_backups", table, expected, TableName=table)
     pitr = response.get("ContinuousBackupsDescription", {}).get("PointInTimeRecoveryDescription", {})
     status = pitr.get("PointInTimeRecoveryStatus", "DISABLED")
-    enable = (
-        f"aws dynamodb update-continuous-backups --table-name {table} "
-        "--point-in-time-recovery-specification PointInTimeRecoveryEnabled=true"
-    )
+    enable = enable_pitr_command(table)
     if status != "ENABLED":
         observed = f"PointInTimeRecoveryStatus {status}"
         return CheckResult.failed(table_resource(ctx, table), expected, observed, enable)
