@@ -6,20 +6,6 @@ from collections import defaultdict
 
 from .registry import REGISTRY, StepDefinition, load_step_modules
 
-DOMAIN_TITLES = {
-    "aws_account": "AWS account",
-    "aws_s3": "S3",
-    "aws_dynamodb": "DynamoDB",
-    "aws_backup": "AWS Backup",
-    "aws_cloudwatch": "CloudWatch",
-    "aws_fleet": "Fleets (every matching resource)",
-    "aws_terraform": "Terraform state",
-    "http": "HTTP services",
-    "hosts": "Hosts (testinfra)",
-    "containers": "Containers (Docker)",
-    "manual": "Manual steps",
-}
-
 OUTCOME_RULES = """\
 Every step ends in exactly one outcome:
 
@@ -36,16 +22,15 @@ Every step ends in exactly one outcome:
 
 def definitions(search: str | None = None) -> list[StepDefinition]:
     load_step_modules()
-    items = sorted(REGISTRY.values(), key=lambda d: (_order(d.domain), d.phrase))
+    items = sorted(REGISTRY.values(), key=lambda d: (*_order(d), d.phrase))
     if search:
         words = search.lower().split()
         items = [d for d in items if all(w in f"{d.phrase} {d.summary} {d.domain}".lower() for w in words)]
     return items
 
 
-def _order(domain: str) -> int:
-    keys = list(DOMAIN_TITLES)
-    return keys.index(domain) if domain in keys else len(keys)
+def _order(definition: StepDefinition) -> tuple[int, str]:
+    return definition.order, definition.domain
 
 
 def _one_line(text: str) -> str:
@@ -58,7 +43,7 @@ def text_catalog(search: str | None = None) -> str:
     for d in definitions(search):
         if d.domain != current:
             current = d.domain
-            lines += ["", f"{DOMAIN_TITLES.get(d.domain, d.domain)}:"]
+            lines += ["", f"{d.title}:"]
         lines.append(f"  {d.phrase}")
         if d.summary:
             lines.append(f"      {_one_line(d.summary)}")
@@ -81,8 +66,8 @@ def markdown_catalog() -> str:
         "",
         OUTCOME_RULES,
     ]
-    for domain, items in by_domain.items():
-        out += [f"## {DOMAIN_TITLES.get(domain, domain)}", ""]
+    for items in by_domain.values():
+        out += [f"## {items[0].title}", ""]
         for d in items:
             out += [f"### `{d.phrase}`", ""]
             if d.summary:

@@ -12,22 +12,19 @@ import importlib
 import os
 import sys
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import NoReturn
 
 from . import __version__
-from .config import Config, ConfigError, Environment, load_config
+from .config import AwsKind, Config, ConfigError, Environment, load_config
+from .errors import UsageError
 from .features import discover, parse_feature
 from .history import DEFAULT_PATH as DEFAULT_HISTORY
 from .preflight import check_paths, display_path
 from .reports import SEVERITIES
-from .waivers import load_waivers
+from .tags import tag_filter
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_ERROR = 0, 1, 2, 3
 SUBCOMMANDS = ("runbooks.history_commands", "runbooks.lint", "runbooks.render", "runbooks.iam_policy")
-
-
-class UsageError(Exception):
-    """Bad usage or input: printed as one line, exit 2."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -84,20 +81,6 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_ERROR
 
 
-def tag_expression(expr: str | None) -> str | None:
-    """Cucumber-style tags (``@a and not @b``) to a pytest ``-m`` expression, validated here."""
-    if not expr:
-        return None
-    from _pytest.mark.expression import Expression
-
-    converted = expr.replace("@", "")
-    try:
-        Expression.compile(converted)
-    except SyntaxError as exc:  # pytest >= 8.4 raises SyntaxError (it was _pytest's ParseError before)
-        raise UsageError(f"--tags: invalid tag expression {expr!r}: {exc.msg}") from None
-    return converted
-
-
 def preflight(config: Config, env: Environment, paths: list[Path]) -> list[Path]:
     from .registry import load_step_modules
 
@@ -118,128 +101,55 @@ def preflight(config: Config, env: Environment, paths: list[Path]) -> list[Path]
     return files
 
 
-class _Probe:
-    """Sees the run's records once the plugin has written its reports, and shows collection trouble."""
-
-    def __init__(self) -> None:
-        self.session: Any = None
-        self.collect_errors: list[str] = []
-        self.interrupted = False
-
-    def pytest_keyboard_interrupt(self) -> None:
-        self.interrupted = True
-
-    def pytest_collectreport(self, report: Any) -> None:
-        if report.failed:
-            self.collect_errors.append(str(report.longreprtext))
-
-    def pytest_sessionfinish(self, session: Any) -> None:
-        from .registry import RUN_KEY
-
-        self.session = session.config.stash.get(RUN_KEY, None)
-
-
 def cmd_verify(args: argparse.Namespace) -> int:
     import pytest
 
-    from .formatting import coverage, summary_line
+    from .pytest_plugin import RunbooksPlugin
+    from .session import Options, Session
+    from .sinks.console import ConsoleSink
 
     config = load_config(args.config)
     env = config.environment(args.env)
     files = preflight(config, env, args.paths)
-    marker = tag_expression(args.tags)
-    waivers = args.waivers or config.root / "waivers.toml"
-    if args.waivers or waivers.is_file():
-        load_waivers(waivers)  # malformed waivers: exit 2 before anything runs
-    history = None if args.no_history else (args.history or config.root / DEFAULT_HISTORY)
+    tags = tag_filter(args.tags)
     if args.no_history and (args.drift or args.notify):
         raise UsageError("--drift and --notify compare with the history: they cannot be used with --no-history")
-    _check_writable(args.report_dir, "--report-dir")
-    if history:
-        _open_history(history)
-    target = "no AWS" if env.aws.target == "none" else f"{env.aws.target}, {env.aws.region}"
+    history = None if args.no_history else (args.history or config.root / DEFAULT_HISTORY)
+    options = Options(fail_on=args.fail_on, report_dir=args.report_dir, waivers=args.waivers, history=history,
+                      sinks=[ConsoleSink(summary=True)])
+    if history and (args.drift or args.notify):
+        from .sinks.drift import DriftSink
+
+        options.sinks.append(DriftSink(history, show=args.drift, notify=args.notify,
+                                       notify_always=args.notify_always, report_url=args.report_url))
+    session = Session.from_options(config, env, options)
+    aws = env.aws
+    target = "no AWS" if aws.kind is AwsKind.NONE else f"{aws.target}, {aws.region}"
     print(f"runbooks verify: environment {env.name} ({target}), {len(files)} runbook(s)")
 
     pytest_args = [
         *(str(f) for f in files),
         "--rootdir", str(config.root),
-        "-p", "runbooks.pytest_plugin",
         *[a for m in _step_modules() for a in ("-p", m)],
         "-p", "no:cacheprovider",
-        "--runbooks-config", str(config.path),
-        "--runbooks-env", env.name,
-        "--runbooks-report-dir", str(args.report_dir),
-        "--runbooks-fail-on", args.fail_on,
-        "--runbooks-procedure",
-        "--runbooks-preflight-done",
         "--capture=no",  # the procedure is printed live
     ]  # fmt: skip
-    if args.waivers or waivers.is_file():
-        pytest_args += ["--runbooks-waivers", str(waivers)]
-    pytest_args += ["--runbooks-history", str(history)] if history else ["--runbooks-no-history"]
     if not args.verbose:
         pytest_args += ["-p", "no:terminal"]
-    if marker:
-        pytest_args += ["-m", marker]
-    probe = _Probe()
-    code = pytest.main(pytest_args, plugins=[probe])
-    for error in probe.collect_errors:
+    plugin = RunbooksPlugin(session, preflight_done=True, tags=tags)
+    code = pytest.main(pytest_args, plugins=[plugin])
+    for error in plugin.collect_errors:
         print(error, file=sys.stderr)
-    session = probe.session
-    run = session.run if session else None
-    if probe.interrupted and (run is None or not run.records):
+    if plugin.interrupted and not session.records:
         print("runbooks: interrupted before any check ran", file=sys.stderr)
         return 130
-    if run is None or not run.records:
-        if code == pytest.ExitCode.NO_TESTS_COLLECTED or (marker and code == pytest.ExitCode.OK):
-            raise UsageError(f"no scenario matches --tags {args.tags!r}" if marker else "no scenarios to run")
-        if code in (pytest.ExitCode.INTERRUPTED, pytest.ExitCode.USAGE_ERROR) or probe.collect_errors:
+    if not session.records:
+        if code == pytest.ExitCode.NO_TESTS_COLLECTED or (tags and code == pytest.ExitCode.OK):
+            raise UsageError(f"no scenario matches --tags {args.tags!r}" if tags else "no scenarios to run")
+        if code in (pytest.ExitCode.INTERRUPTED, pytest.ExitCode.USAGE_ERROR) or plugin.collect_errors:
             return EXIT_USAGE
         return EXIT_ERROR
-    result = run.exit_code()
-    print()
-    if run.aborted:
-        print(f"runbooks: stopped early: {run.aborted}", file=sys.stderr)
-    if run.status == "interrupted":
-        print("runbooks: interrupted; the results gathered so far are in the reports and the history",
-              file=sys.stderr)
-    for warning in run.waivers.warnings() if run.waivers else []:
-        print(warning, file=sys.stderr)
-    threshold = f" (failing on {args.fail_on} and above)" if args.fail_on != "info" else ""
-    automated, total = coverage(run.records)
-    print(f"Automation coverage: {automated} of {total} steps automated ({automated / total:.0%}); "
-          "the rest are manual: steps")
-    print(f"Summary: {summary_line(run.records)}{threshold} -> exit {result}")
-    print("Reports: " + ", ".join(str(p) for p in session.report_paths))
-    if history and (args.drift or args.notify):
-        from .history_commands import report_drift
-
-        report_drift(
-            history, env.name, run.run_id, None, run.redactor, args.notify, args.notify_always,
-            args.report_url, result, show=args.drift,
-        )
-    return result
-
-
-def _check_writable(directory: Path, option: str) -> None:
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-        probe = directory / ".runbooks-write-test"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as exc:
-        raise UsageError(f"{option} {directory}: cannot write there ({exc.strerror})") from None
-
-
-def _open_history(path: Path) -> None:
-    import sqlite3
-
-    from .history import History
-
-    try:
-        History(path).close()
-    except (OSError, sqlite3.Error) as exc:
-        raise UsageError(f"--history {path}: cannot open the history database ({exc})") from None
+    return session.exit_code()
 
 
 def cmd_steps(args: argparse.Namespace) -> int:

@@ -6,7 +6,6 @@ and exit 2 instead of a traceback.
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
 import tomllib
@@ -14,60 +13,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .errors import ConfigError
+from .names import did_you_mean
+from .targets import Where, targets
+from .targets.aws import AWS_TARGETS, AwsKind, AwsSettings
+from .targets.docker import DockerSettings
+from .targets.http import ServiceSettings
+
+__all__ = ["AWS_TARGETS", "AwsKind", "AwsSettings", "Config", "ConfigError", "DockerSettings", "Environment",
+           "ServiceSettings", "did_you_mean", "load_config"]
+
 CONFIG_NAME = "runbooks.toml"
 VARIABLE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")  # a {variable} in feature text
-AWS_TARGETS = ("moto", "endpoint", "live")  # an environment without [aws] gets "none": no AWS steps can run
-
-
-class ConfigError(Exception):
-    """A problem in the configuration or a feature file, reported as ``file:line: message``."""
-
-    def __init__(self, message: str, path: str | Path | None = None, line: int | None = None) -> None:
-        self.message = message
-        self.path = str(path) if path is not None else None
-        self.line = line
-        super().__init__(str(self))
-
-    def __str__(self) -> str:
-        if self.path and self.line:
-            return f"{self.path}:{self.line}: {self.message}"
-        if self.path:
-            return f"{self.path}: {self.message}"
-        return self.message
-
-
-def did_you_mean(name: str, choices: list[str] | tuple[str, ...]) -> str:
-    close = difflib.get_close_matches(name, list(choices), n=3, cutoff=0.5)
-    if close:
-        return "; did you mean " + " or ".join(repr(c) for c in close) + "?"
-    return "; known: " + ", ".join(sorted(choices)) if choices else ""
-
-
-@dataclass(frozen=True)
-class AwsSettings:
-    target: str = "moto"
-    region: str = "us-east-1"
-    endpoint_url: str | None = None
-    profile: str | None = None
-    role_arn: str | None = None
-    external_id: str | None = None
-    connect_timeout: float = 5.0
-    read_timeout: float = 15.0
-    max_attempts: int = 5
-    regions: tuple[str, ...] = ()  # scenarios tagged @all-regions run once per region (default: just `region`)
-
-    @property
-    def all_regions(self) -> tuple[str, ...]:
-        return tuple(self.regions) or (self.region,)
-
-
-@dataclass(frozen=True)
-class ServiceSettings:
-    name: str
-    url: str
-    verify_tls: bool | str = True
-    timeout_s: float = 10.0
-    headers: dict[str, str] = field(default_factory=dict)  # values may use ${ENV_VAR}; they are treated as secrets
 
 
 @dataclass(frozen=True)
@@ -85,14 +42,14 @@ class Environment:
     vars: dict[str, str] = field(default_factory=dict)
     services: dict[str, ServiceSettings] = field(default_factory=dict)
     hosts: dict[str, str] = field(default_factory=dict)
-    docker: dict[str, str] = field(default_factory=dict)
-    containers: dict[str, str] = field(default_factory=dict)  # name used in runbooks -> real container name
+    docker: DockerSettings = field(default_factory=DockerSettings)
     sandbox: SandboxSettings | None = None
     secrets: tuple[str, ...] = ()
 
     @property
-    def target(self) -> str:
-        return self.aws.target
+    def containers(self) -> dict[str, str]:
+        """Container names used in runbooks -> real container names."""
+        return self.docker.containers
 
     @property
     def provided_vars(self) -> set[str]:
@@ -152,31 +109,8 @@ class _Locator:
         return header_line
 
 
-_ENV_KEYS = {"description", "aws", "vars", "services", "hosts", "docker", "sandbox", "secrets"}
-_AWS_KEYS = set(AwsSettings.__dataclass_fields__) | {"url"}
-_SERVICE_KEYS = {"url", "verify_tls", "timeout_s", "headers"}
+_ENV_KEYS = {"description", "vars", "sandbox", "secrets"}  # plus each target's section
 _SANDBOX_KEYS = {"stack", "variant", "service"}
-_DOCKER_KEYS = {"host", "containers"}
-_DOCKER_SCHEMES = ("unix://", "tcp://", "http://", "https://", "ssh://", "npipe://")
-_CONTAINER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")  # what the Docker engine accepts
-
-
-def _expand_env(value: str) -> str:
-    """``${NAME}`` from the process environment: secrets stay out of runbooks.toml. KeyError if unset:
-    an empty token would send an unauthenticated request and report the 401 as drift."""
-    return re.sub(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}", lambda m: os.environ[m.group(1)], value)
-
-
-def _aws_type_problem(key: str, value: Any) -> str | None:
-    expected = {"connect_timeout": (int, float), "read_timeout": (int, float), "max_attempts": (int,)}
-    if key == "regions":
-        if not isinstance(value, list) or not value or not all(isinstance(r, str) and r for r in value):
-            return "must be a non-empty list of region names"
-        return None
-    kinds = expected.get(key, (str,))
-    if isinstance(value, bool) or not isinstance(value, kinds):
-        return "must be a number" if kinds != (str,) else "must be a string"
-    return None
 
 
 def find_config(start: Path | None = None) -> Path:
@@ -237,104 +171,22 @@ def _parse_environment(name: str, raw: Any, root: Path, fail: Any) -> Environmen
     table = f"environments.{name}"
     if not isinstance(raw, dict):
         raise fail(f"environment {name!r} must be a table", "environments", name)
-    unknown = set(raw) - _ENV_KEYS
+    sections = {target.section: target for target in targets().values()}
+    known = _ENV_KEYS | set(sections)
+    unknown = set(raw) - known
     if unknown:
         key = sorted(unknown)[0]
-        raise fail(
-            f"environment {name!r}: unknown key {key!r}" + did_you_mean(key, tuple(_ENV_KEYS)), table, key
-        )
-
-    for section in ("aws", "vars", "services", "hosts", "docker", "sandbox"):
+        raise fail(f"environment {name!r}: unknown key {key!r}" + did_you_mean(key, known), table, key)
+    for section in (*sections, "vars", "sandbox"):
         if section in raw and not isinstance(raw[section], dict):
             raise fail(f"environment {name!r}: {section} must be a table", table, section)
-    aws_raw = raw.get("aws", {})
-    bad = set(aws_raw) - _AWS_KEYS
-    if bad:
-        key = sorted(bad)[0]
-        raise fail(
-            f"environment {name!r}: unknown aws key {key!r}" + did_you_mean(key, tuple(_AWS_KEYS)),
-            f"{table}.aws",
-            key,
-        )
-    aws_fields = {k: v for k, v in aws_raw.items() if k != "url"}
-    if "aws" not in raw:  # no [aws]: AWS steps say so (ERROR) instead of checking an empty stub
-        aws_fields["target"] = "none"
-    if "url" in aws_raw:
-        aws_fields["endpoint_url"] = aws_raw["url"]
-    for key, value in aws_fields.items():
-        problem = _aws_type_problem(key, value)
-        if problem:
-            raise fail(f"environment {name!r}: aws.{key} {problem}", f"{table}.aws", key)
-    if "regions" in aws_fields:
-        aws_fields["regions"] = tuple(aws_fields["regions"])
-    aws = AwsSettings(**aws_fields)
-    if aws.target not in (*AWS_TARGETS, "none"):
-        raise fail(
-            f"environment {name!r}: aws.target must be one of {', '.join(AWS_TARGETS)} (got {aws.target!r})",
-            f"{table}.aws",
-            "target",
-        )
-    if aws.target == "endpoint" and not aws.endpoint_url:
-        raise fail(f"environment {name!r}: aws.target 'endpoint' needs aws.url", f"{table}.aws", "target")
-
-    services: dict[str, ServiceSettings] = {}
-    for service, value in raw.get("services", {}).items():
-        if isinstance(value, str):
-            value = {"url": value}
-        if not isinstance(value, dict) or "url" not in value or set(value) - _SERVICE_KEYS:
-            raise fail(
-                f"environment {name!r}: service {service!r} must be a URL or a table with "
-                f"{', '.join(sorted(_SERVICE_KEYS))}",
-                f"{table}.services",
-                service,
-            )
-        if not re.match(r"^https?://", value["url"]):
-            raise fail(
-                f"environment {name!r}: service {service!r} URL must start with http:// or https://",
-                f"{table}.services",
-                service,
-            )
-        headers = value.get("headers", {})
-        if not isinstance(headers, dict) or not all(isinstance(v, str) for v in headers.values()):
-            raise fail(f"environment {name!r}: service {service!r} headers must be a table of strings",
-                       f"{table}.services", service)
-        try:
-            value = {**value, "headers": {k: _expand_env(v) for k, v in headers.items()}}
-        except KeyError as exc:
-            raise fail(f"environment {name!r}: service {service!r} header uses ${{{exc.args[0]}}}, which is not set "
-                       "in the environment of this run", f"{table}.services", service) from None
-        services[service] = ServiceSettings(name=service, **value)
-
-    sandbox = None
-    if "sandbox" in raw:
-        sb = raw["sandbox"]
-        if set(sb) - _SANDBOX_KEYS or "stack" not in sb:
-            raise fail(
-                f"environment {name!r}: sandbox needs 'stack' and may have 'variant', 'service'",
-                table,
-                "sandbox",
-            )
-        if aws.target != "moto":
-            raise fail(
-                f"environment {name!r}: a sandbox provisions itself and needs aws.target = 'moto'",
-                f"{table}.aws",
-                "target",
-            )
-        stack = root / sb["stack"]
-        if not stack.is_file():
-            raise fail(f"environment {name!r}: sandbox stack file {sb['stack']!r} not found", table, "sandbox")
-        sandbox = SandboxSettings(stack, sb.get("variant", "healthy"), sb.get("service"))
-
-    hosts = raw.get("hosts", {})
-    for host, url in hosts.items():
-        if not isinstance(url, str) or "://" not in url:
-            raise fail(f"environment {name!r}: host {host!r} must be a testinfra URL such as 'local://' or "
-                       "'paramiko://user@host'", f"{table}.hosts", host)
+    where = Where(fail, name)
+    settings = {section: target.parse(raw.get(section), where) for section, target in sections.items()}
+    sandbox = _parse_sandbox(raw["sandbox"], settings["aws"], root, where) if "sandbox" in raw else None
     secrets = raw.get("secrets", [])
     if not isinstance(secrets, list) or not all(isinstance(v, str) and v for v in secrets):
         raise fail(f"environment {name!r}: secrets must be a list of variable or environment variable names",
                    table, "secrets")
-    docker, containers = _parse_docker(name, raw.get("docker", {}), table, fail)
     variables = raw.get("vars", {})
     for key, value in variables.items():
         if not isinstance(value, str | int | float):
@@ -342,62 +194,19 @@ def _parse_environment(name: str, raw: Any, root: Path, fail: Any) -> Environmen
     return Environment(
         name=name,
         description=str(raw.get("description", "")),
-        aws=aws,
         vars={k: str(v) for k, v in variables.items()},
-        services=services,
-        hosts=hosts,
-        docker=docker,
-        containers=containers,
         sandbox=sandbox,
         secrets=tuple(secrets),
+        **settings,
     )
 
 
-def _parse_docker(name: str, raw: Any, table: str, fail: Any) -> tuple[dict[str, str], dict[str, str]]:
-    """``[environments.X.docker]``: ``host`` (default: DOCKER_HOST) and ``containers``, a list of
-    names or a table of runbook name -> real container name."""
-    where = f"{table}.docker"
-    if not isinstance(raw, dict):
-        raise fail(f"environment {name!r}: docker must be a table (host, containers)", table, "docker")
-    bad = set(raw) - _DOCKER_KEYS
-    if bad:
-        key = sorted(bad)[0]
-        raise fail(
-            f"environment {name!r}: unknown docker key {key!r}" + did_you_mean(key, tuple(_DOCKER_KEYS)),
-            where,
-            key,
-        )
-    docker: dict[str, str] = {}
-    if "host" in raw:
-        host = raw["host"]
-        if not isinstance(host, str) or not host.startswith(_DOCKER_SCHEMES):
-            raise fail(
-                f"environment {name!r}: docker.host must be a URL starting with "
-                f"{', '.join(_DOCKER_SCHEMES)} (got {host!r})",
-                where,
-                "host",
-            )
-        docker["host"] = host
-    listed = raw.get("containers", [])
-    if isinstance(listed, list):
-        entries = [(item, item) for item in listed]
-    elif isinstance(listed, dict):
-        entries = list(listed.items())
-        where = f"{where}.containers"
-    else:
-        raise fail(
-            f"environment {name!r}: docker.containers must be a list of names or a table of name = real name",
-            where,
-            "containers",
-        )
-    containers: dict[str, str] = {}
-    for logical, real in entries:
-        if not isinstance(real, str) or not _CONTAINER_NAME.match(real):
-            raise fail(
-                f"environment {name!r}: container {real!r} is not a valid container name "
-                "(letters, digits, '_', '.', '-')",
-                where,
-                logical if isinstance(listed, dict) else "containers",
-            )
-        containers[logical] = real
-    return docker, containers
+def _parse_sandbox(raw: dict[str, Any], aws: AwsSettings, root: Path, where: Where) -> SandboxSettings:
+    if set(raw) - _SANDBOX_KEYS or "stack" not in raw:
+        raise where.error("sandbox needs 'stack' and may have 'variant', 'service'", "", "sandbox")
+    if aws.kind is not AwsKind.MOTO:
+        raise where.error("a sandbox provisions itself and needs aws.target = 'moto'", "aws", "target")
+    stack = root / raw["stack"]
+    if not stack.is_file():
+        raise where.error(f"sandbox stack file {raw['stack']!r} not found", "", "sandbox")
+    return SandboxSettings(stack, raw.get("variant", "healthy"), raw.get("service"))

@@ -24,19 +24,19 @@ from pathlib import Path
 from typing import Any
 
 from . import registry
-from .aws import READ_PREFIXES
-from .cli import UsageError
 from .config import Config, ConfigError, find_config, load_config
+from .errors import UsageError
 from .features import FeatureDoc, StepDoc, discover, parse_feature
 from .preflight import closest_phrases, display_path
+from .targets.aws import READ_OPERATIONS, READ_PREFIXES
 
 POLICY_VERSION = "2012-10-17"
 STATEMENT_ID = "RunbooksReadOnly"
 # ``service:Action``: a lowercase service prefix, an action name without wildcards.
 PERMISSION = re.compile(r"^[a-z0-9][a-z0-9-]*:[A-Z][A-Za-z0-9]*$")
-# IAM actions that only read; the same vocabulary as the read-only guard in runbooks.aws
-# (sts:AssumeRole is left out on purpose: it belongs to the caller, not to the checks).
-READ_ACTIONS = frozenset({"Query", "Scan", "GetCallerIdentity"})
+# IAM actions that only read: the read-only guard's vocabulary (runbooks.targets.aws), less
+# sts:AssumeRole, which belongs to the caller, not to the checks.
+READ_ACTIONS = frozenset(READ_OPERATIONS - {"AssumeRole"})
 
 
 def permission_problem(permission: str) -> str | None:

@@ -56,7 +56,7 @@ def register(sub: Any) -> None:
 
 
 def cmd_lint(args: argparse.Namespace) -> int:
-    from .cli import UsageError
+    from .errors import UsageError
 
     if args.max_age < 0:
         raise UsageError("--max-age must be 0 or more days")

@@ -15,6 +15,7 @@ from pathlib import Path
 from . import registry
 from .config import VARIABLE, Environment
 from .features import FeatureDoc, StepDoc
+from .names import did_you_mean
 
 # Step fields whose values must name something the environment declares.
 NAMED_FIELDS = {"service": "services", "host": "hosts", "container": "containers"}
@@ -54,13 +55,15 @@ def check_feature(feature: FeatureDoc, env: Environment | None, display: str) ->
         else:
             seen[scenario.name] = scenario.line
 
-    from .run import CAPABILITIES
+    from .targets import known_capabilities
+
+    capabilities = known_capabilities()
 
     for tag in feature.tags + [t for sc in feature.scenarios for t in sc.tags]:
-        if tag.name.startswith("requires:") and tag.name.split(":", 1)[1] not in CAPABILITIES:
+        if tag.name.startswith("requires:") and tag.name.split(":", 1)[1] not in capabilities:
             problems.append(
                 Problem(display, tag.line, f"unknown capability @{tag.name}; known: "
-                        + ", ".join(f"@requires:{c}" for c in CAPABILITIES))
+                        + ", ".join(f"@requires:{c}" for c in capabilities))
             )
 
     blocks = [feature.background] + [sc.steps for sc in feature.scenarios]
@@ -139,7 +142,7 @@ def _check_step(step: StepDoc, text: str, env: Environment | None, display: str)
                     display,
                     step.line,
                     f"{field_name} {value!r} is not defined by environment {env.name!r}"
-                    + registry_hint(value, known),
+                    + did_you_mean(value, known, known="defined"),
                 )
             )
     return problems
@@ -150,13 +153,6 @@ def declared_names(env: Environment, table: str) -> list[str]:
     if table == "services" and env.sandbox and env.sandbox.service:
         names.append(env.sandbox.service)
     return names
-
-
-def registry_hint(value: str, known: list[str]) -> str:
-    close = difflib.get_close_matches(value, known, n=2, cutoff=0.5)
-    if close:
-        return "; did you mean " + " or ".join(repr(c) for c in close) + "?"
-    return "; defined: " + (", ".join(sorted(known)) or "none")
 
 
 def check_paths(features: list[tuple[FeatureDoc, str]], env: Environment | None) -> list[Problem]:

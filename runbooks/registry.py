@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 import re
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -67,6 +68,8 @@ class StepDefinition:
     choices: dict[str, tuple[str, ...]]
     validators: dict[str, Callable[[str], None]]
     guard: bool = False  # a FAIL stops the whole run (exit 2): e.g. the wrong AWS account
+    title: str = ""  # the catalogue heading of its module (TITLE), else the module's name
+    order: int = 1000  # where that heading goes in the catalogue (the module's CATALOG_ORDER)
     numeric: dict[str, Callable[[str], Any]] = field(default_factory=dict)  # fields converted after resolving
 
     @property
@@ -90,8 +93,8 @@ class StepDefinition:
 
 
 REGISTRY: dict[str, StepDefinition] = {}
-# The run of the current pytest session (set by the plugin; typed loosely to avoid an import cycle).
-RUN_KEY: pytest.StashKey[Any] = pytest.StashKey()
+# What runs the steps of the current pytest session: the runbooks plugin (typed loosely: no import cycle).
+STEP_RUNNER: pytest.StashKey[Any] = pytest.StashKey()
 
 
 def check(
@@ -116,10 +119,14 @@ def check(
         step_parser = parser
         if step_parser is None:
             step_parser, numeric = numeric_parser(phrase)
+        module = sys.modules.get(func.__module__)
+        domain = func.__module__.rpartition(".")[2]
         definition = StepDefinition(
+            title=str(getattr(module, "TITLE", domain)),
+            order=int(getattr(module, "CATALOG_ORDER", 1000)),
             phrase=phrase,
             func=func,
-            domain=func.__module__.rpartition(".")[2],
+            domain=domain,
             permissions=tuple(permissions),
             manual=manual,
             summary=inspect.getdoc(func) or "",
@@ -144,7 +151,7 @@ def _bdd_binding(definition: StepDefinition) -> Callable[..., None]:
     arg_names = [name for name in inspect.signature(definition.func).parameters if name != "ctx"]
 
     def run_step(request: Any, **args: Any) -> None:
-        request.config.stash[RUN_KEY].execute_step(request, definition, args)
+        request.config.stash[STEP_RUNNER].execute_step(request, definition, args)
 
     params = [inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD)] + [
         inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY) for name in arg_names

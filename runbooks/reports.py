@@ -11,28 +11,11 @@ from pathlib import Path
 from typing import Any
 
 from .formatting import counts, coverage, failure_message, step_line
-from .result import Outcome, StepRecord
+from .result import SEVERITIES, Outcome, StepRecord, at_or_above, exit_code
+
+__all__ = ["SEVERITIES", "at_or_above", "exit_code"]
 
 SCHEMA_VERSION = 1
-
-
-SEVERITIES = ("critical", "high", "medium", "low", "info")
-
-
-def at_or_above(severity: str, threshold: str) -> bool:
-    """Whether a record of ``severity`` counts under ``--fail-on threshold``; unrated counts as critical."""
-    rank = SEVERITIES.index(severity) if severity in SEVERITIES else 0
-    return rank <= SEVERITIES.index(threshold)
-
-
-def exit_code(records: list[StepRecord], fail_on: str = "info") -> int:
-    """0 pass, 1 a FAIL at or above the threshold, 3 no such FAIL but such an ERROR (could not verify)."""
-    outcomes = {r.outcome for r in records if at_or_above(r.severity, fail_on)}
-    if Outcome.FAIL in outcomes:
-        return 1
-    if Outcome.ERROR in outcomes:
-        return 3
-    return 0
 
 
 def results_document(metadata: dict[str, Any], records: list[StepRecord]) -> dict[str, Any]:

@@ -16,6 +16,37 @@ class Outcome(enum.StrEnum):
     WAIVED = "waived"  # a FAIL covered by an accepted exception
 
 
+class Severity(enum.StrEnum):
+    """A runbook's or scenario's ``@severity:`` tag, most severe first."""
+
+    CRITICAL = "critical"
+    HIGH = "high"
+    MEDIUM = "medium"
+    LOW = "low"
+    INFO = "info"
+
+    @classmethod
+    def of_tags(cls, tags: set[str] | list[str]) -> str | None:
+        return next((t.split(":", 1)[1] for t in sorted(tags) if t.startswith("severity:")), None)
+
+
+SEVERITIES = tuple(s.value for s in Severity)
+
+
+def at_or_above(severity: str, threshold: str) -> bool:
+    """Whether a record of ``severity`` counts under ``--fail-on threshold``; unrated counts as critical."""
+    rank = SEVERITIES.index(severity) if severity in SEVERITIES else 0
+    return rank <= SEVERITIES.index(threshold)
+
+
+class RunStatus(enum.StrEnum):
+    RUNNING = "running"
+    FINISHED = "finished"
+    INTERRUPTED = "interrupted"  # Ctrl-C / SIGINT: what was gathered is kept
+    ABORTED = "aborted"  # a guard step stopped the run on purpose
+    FAILED = "failed"  # the run could not start
+
+
 @dataclass(frozen=True)
 class CheckResult:
     """What one check found about one resource.
@@ -71,6 +102,7 @@ class StepRecord:
     line: int = 0
     environment: str = ""
     written: str = ""  # the step text as written, before {variables}: the check's identity across runs
+    evidence: dict[str, Any] = field(default_factory=dict)  # structured facts, e.g. a fleet step's offenders
 
     @property
     def automated(self) -> bool:
@@ -86,3 +118,13 @@ class StepRecord:
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
         known["outcome"] = Outcome(known["outcome"])
         return cls(**known)
+
+
+def exit_code(records: list[StepRecord], fail_on: str = "info") -> int:
+    """0 pass, 1 a FAIL at or above the threshold, 3 no such FAIL but such an ERROR (could not verify)."""
+    outcomes = {r.outcome for r in records if at_or_above(r.severity, fail_on)}
+    if Outcome.FAIL in outcomes:
+        return 1
+    if Outcome.ERROR in outcomes:
+        return 3
+    return 0

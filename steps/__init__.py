@@ -1,6 +1,7 @@
 """The step library, one module per domain, each loaded as a pytest plugin by the root conftest.py.
 
-Every public module here is a step module: adding ``steps/<domain>.py`` is enough to register it.
+Every public module here is a step module: adding ``steps/<domain>.py`` registers its steps; its
+``TITLE`` and ``CATALOG_ORDER`` place them in the step catalogue. Modules starting with ``_`` are helpers.
 """
 
 import pkgutil

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from runbooks.result import CheckResult
+from runbooks.sdk import CheckResult
 
 EXCERPT_CHARS = 160  # how much of a body, a probe's output or an engine error a result quotes
 

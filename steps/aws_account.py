@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import re
 
-from runbooks.registry import check
-from runbooks.result import CheckResult
-from runbooks.run import CheckContext
+from runbooks.sdk import CheckContext, CheckResult, check
+
+TITLE = "AWS account"  # its heading in the step catalogue
+CATALOG_ORDER = 10
 
 ACCOUNT_ID = re.compile(r"^\d{12}$")
 

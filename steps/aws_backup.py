@@ -15,11 +15,12 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from runbooks.aws import describe_error, error_code
-from runbooks.registry import check
-from runbooks.result import CheckResult
-from runbooks.run import CheckContext, Finding, error_hint
-from steps.aws_dynamodb import MISSING, describe, table_tags
+from runbooks.sdk import CheckContext, CheckResult, FaultKind, Finding, check, error_code
+
+from .aws_dynamodb import MISSING, describe, table_tags
+
+TITLE = "AWS Backup"  # its heading in the step catalogue
+CATALOG_ORDER = 40
 
 TAG_KEY_PREFIX = "aws:ResourceTag/"
 
@@ -36,10 +37,10 @@ def reported_as(ctx: CheckContext, resource: str, expected: str) -> Iterator[Non
     except Finding:
         raise
     except Exception as exc:
-        reason = describe_error(exc, ctx.aws.name)
-        if reason is None:
+        fault = ctx.classify(exc)
+        if fault.kind is FaultKind.DEFECT:
             raise
-        raise Finding(CheckResult.errored(resource, reason, error_hint(reason), expected=expected)) from exc
+        raise Finding(CheckResult.errored(resource, fault.reason, fault.hint, expected=expected)) from exc
 
 
 def find_plan(ctx: CheckContext, plan: str, expected: str) -> dict[str, Any]:

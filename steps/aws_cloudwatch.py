@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from runbooks.registry import check
-from runbooks.result import CheckResult
-from runbooks.run import CheckContext
+from runbooks.sdk import CheckContext, CheckResult, check
+
+TITLE = "CloudWatch"  # its heading in the step catalogue
+CATALOG_ORDER = 50
 
 
 def _resource(ctx: CheckContext, alarm: str) -> str:

@@ -7,17 +7,19 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from runbooks.aws import error_code
-from runbooks.registry import check
-from runbooks.result import CheckResult
-from runbooks.run import CheckContext, Finding
-from steps._shared import tag_result
+from runbooks.sdk import CheckContext, CheckResult, Finding, aws_resource, check, error_code
 
-MISSING = {"ResourceNotFoundException", "TableNotFoundException"}
+from ._shared import tag_result
+
+TITLE = "DynamoDB"  # its heading in the step catalogue
+CATALOG_ORDER = 30
+
+TABLE = aws_resource("dynamodb-table")
+MISSING = TABLE.not_found_codes
 
 
 def table_resource(ctx: CheckContext, table: str) -> str:
-    return f"dynamodb table {table} ({ctx.aws.settings.region})"
+    return TABLE.label(table, ctx.aws.settings.region)
 
 
 def ddb_get(ctx: CheckContext, operation: str, table: str, expected: str, **params: Any) -> dict[str, Any]:
@@ -30,7 +32,7 @@ def ddb_get(ctx: CheckContext, operation: str, table: str, expected: str, **para
                 CheckResult.failed(
                     table_resource(ctx, table),
                     expected,
-                    "the table does not exist",
+                    f"the {TABLE.noun} does not exist",
                     "create the table (apply the data stack) or correct the table name for this environment",
                 )
             ) from None

@@ -20,18 +20,17 @@ the tagging API, which can lag behind a recent tag change: the observed text say
 
 from __future__ import annotations
 
+import contextvars
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
-from runbooks.aws import describe_error
-from runbooks.registry import check
-from runbooks.result import CheckResult, Outcome
-from runbooks.run import CheckContext, Finding, error_hint
-from steps._shared import tag_result
-from steps.aws_dynamodb import table_pitr_enabled, table_tags
-from steps.aws_s3 import (
+from runbooks.sdk import AwsResource, CheckContext, CheckResult, FaultKind, Finding, Outcome, aws_resource, check
+
+from ._shared import tag_result
+from .aws_dynamodb import table_pitr_enabled, table_tags
+from .aws_s3 import (
     ALGORITHMS,
     account_block,
     blocks_all,
@@ -40,6 +39,9 @@ from steps.aws_s3 import (
     bucket_tags,
     bucket_versioning_enabled,
 )
+
+TITLE = "Fleets (every matching resource)"  # its heading in the step catalogue
+CATALOG_ORDER = 60
 
 # Threads per fleet step. Against AWS each call mostly waits on the network (tens of ms), so 8 in
 # flight pay off; against a stub on this machine (moto in-process or a local server) calls are CPU-bound
@@ -81,6 +83,10 @@ def validate_glob(value: str) -> None:
 GLOB: dict[str, Callable[[str], None]] = {"pattern": validate_glob}
 
 
+BUCKET = aws_resource("s3-bucket")
+TABLE = aws_resource("dynamodb-table")
+
+
 @dataclass(frozen=True)
 class Kind:
     noun: str  # "bucket"
@@ -88,43 +94,35 @@ class Kind:
     fix_name: str  # what a per-resource hint names the resource by
 
 
-def _bucket_kind(pattern: str) -> Kind:
-    return Kind("bucket", f"S3 buckets matching {pattern!r}", "<bucket>")
+def fleet_kind(ctx: CheckContext, resource: AwsResource, pattern: str) -> Kind:
+    return Kind(resource.noun, resource.fleet_label(pattern, ctx.aws.settings.region), resource.placeholder)
 
 
-def _table_kind(ctx: CheckContext, pattern: str) -> Kind:
-    return Kind("table", f"DynamoDB tables matching {pattern!r} ({ctx.aws.settings.region})", "<table>")
-
-
-def bucket_names(ctx: CheckContext) -> list[str]:
-    pages = ctx.aws.paginate("s3", "list_buckets")
-    return [b["Name"] for page in pages for b in page.get("Buckets", [])]
-
-
-def table_names(ctx: CheckContext) -> list[str]:
-    pages = ctx.aws.paginate("dynamodb", "list_tables")
-    return [name for page in pages for name in page.get("TableNames", [])]
+def resource_names(ctx: CheckContext, resource: AwsResource) -> list[str]:
+    """Every name the resource type's list operation returns (all pages)."""
+    return resource.names_in(ctx.aws.paginate(resource.service, resource.list_operation))
 
 
 def fleet(
     ctx: CheckContext,
-    kind: Kind,
+    resource: AwsResource,
     pattern: str,
-    names: Callable[[], list[str]],
     judge: Callable[[str], CheckResult],
     what: str,
     note: Callable[[], str] = lambda: "",
     pass_note: Callable[[], str] = lambda: "",
 ) -> CheckResult:
-    """Apply ``judge`` (a single-resource check) to every name matching ``pattern``; one result.
-    ``note`` is added to the observed text of any outcome, ``pass_note`` to a PASS only."""
+    """Apply ``judge`` (a single-resource check) to every ``resource`` whose name matches ``pattern``;
+    one result. ``note`` is added to the observed text of any outcome, ``pass_note`` to a PASS only."""
+    kind = fleet_kind(ctx, resource, pattern)
+    names: Callable[[], list[str]] = lambda: resource_names(ctx, resource)  # noqa: E731
     expected = f"every {kind.noun} matching {pattern!r} with {what}"
     try:
         everything = names()
     except Exception as exc:  # noqa: BLE001 - listing failed: nothing could be checked
-        reason = describe_error(exc, ctx.aws.name) or f"{type(exc).__name__}: {exc}"
-        return CheckResult.errored(kind.resource, f"could not list the {kind.noun}s: {reason}",
-                                   error_hint(reason), expected=expected)
+        fault = ctx.classify(exc)
+        return CheckResult.errored(kind.resource, f"could not list the {kind.noun}s: {fault.reason}",
+                                   fault.hint, expected=expected)
     matched = sorted(n for n in everything if fnmatchcase(n, pattern))
     if not matched:
         return CheckResult.failed(
@@ -135,7 +133,10 @@ def fleet(
         )
     pool_size = min(workers(ctx), len(matched))
     with ThreadPoolExecutor(max_workers=pool_size, thread_name_prefix="fleet") as pool:
-        verdicts = pool.map(lambda name: _judge_one(ctx, judge, name), matched)
+        # each judge runs in its own copy of the caller's context (copied here, in the caller's thread),
+        # so contextvars such as the engine's current step still hold inside the pool's threads
+        futures = [pool.submit(contextvars.copy_context().run, _judge_one, ctx, judge, name) for name in matched]
+        verdicts = [future.result() for future in futures]
         results = dict(zip(matched, verdicts, strict=True))
     offenders = {n: r for n, r in results.items() if r.outcome is Outcome.FAIL}
     unchecked = {n: r for n, r in results.items() if r.outcome not in (Outcome.FAIL, Outcome.PASS)}
@@ -155,12 +156,12 @@ def fleet(
         hint = f"for each {kind.noun} listed: " + first.hint.replace(first_name, kind.fix_name)
         return CheckResult.failed(kind.resource, expected, observed + extra, hint, evidence=evidence)
     if unchecked:
-        reason = next(iter(unchecked.values())).observed
+        hint = next(iter(unchecked.values())).hint
         observed = (
             f"{len(unchecked)} of {total} {noun} could not be checked: {_grouped(unchecked)}; "
             f"the other {total - len(unchecked)} with {what}"
         )
-        return CheckResult.errored(kind.resource, observed + extra, error_hint(reason), expected=expected,
+        return CheckResult.errored(kind.resource, observed + extra, hint, expected=expected,
                                    evidence=evidence)
     observed = (
         f"all {total} matching {noun} with {what}"
@@ -177,8 +178,8 @@ def _judge_one(ctx: CheckContext, judge: Callable[[str], CheckResult], name: str
     except Finding as exc:
         return exc.result
     except Exception as exc:  # noqa: BLE001
-        reason = describe_error(exc, ctx.aws.name) or f"{type(exc).__name__}: {exc}"
-        return CheckResult.errored(name, reason)
+        fault = ctx.classify(exc)
+        return CheckResult.errored(name, fault.reason, fault.hint)
 
 
 def _grouped(unchecked: dict[str, CheckResult]) -> str:
@@ -216,39 +217,29 @@ def _tag_sources(noun: str, sources: list[str]) -> str:
     return f" (tags of {indexed} read via {lag}; {read} read from the {noun} itself)"
 
 
-def tag_index(ctx: CheckContext, resource_type: str) -> TagIndex:
+def tag_index(ctx: CheckContext, resource: AwsResource) -> TagIndex:
     def build() -> TagIndex:
         try:
             pages = ctx.aws.paginate(
                 "resourcegroupstaggingapi",
                 "get_resources",
-                ResourceTypeFilters=[resource_type],
+                ResourceTypeFilters=[resource.tagging_type],
                 ResourcesPerPage=TAGGING_PAGE,
             )
         except Exception as exc:  # noqa: BLE001 - fall back to per-resource reads, and say so
-            reason = describe_error(exc, ctx.aws.name)
-            if reason is None:
+            fault = ctx.classify(exc)
+            if fault.kind is FaultKind.DEFECT:
                 raise
-            return TagIndex(None, reason)
+            return TagIndex(None, fault.reason)
         index: dict[str, dict[str, str]] = {}
         for page in pages:
             for mapping in page.get("ResourceTagMappingList", []):
-                name = _name_from_arn(mapping.get("ResourceARN", ""), resource_type, ctx.aws.settings.region)
+                name = resource.arn_to_name(mapping.get("ResourceARN", ""), ctx.aws.settings.region)
                 if name:
                     index[name] = {t["Key"]: t["Value"] for t in mapping.get("Tags", [])}
         return TagIndex(index)
 
-    return ctx.aws.memo(("tag-index", resource_type), build)  # type: ignore[no-any-return]
-
-
-def _name_from_arn(arn: str, resource_type: str, region: str) -> str:
-    parts = arn.split(":", 5)
-    if len(parts) != 6:
-        return ""
-    if resource_type == "s3":
-        return parts[5]
-    kind, _, name = parts[5].partition("/")
-    return name if kind == "table" and parts[3] == region and "/" not in name else ""
+    return ctx.aws.memo(("tag-index", resource.tagging_type), build)  # type: ignore[no-any-return]
 
 
 def _tag_judge(
@@ -269,13 +260,13 @@ def _tag_judge(
 
 # --- S3 ----------------------------------------------------------------------------------------------
 
-LIST_BUCKETS = "aws s3api list-buckets --query 'Buckets[].Name'"
+LIST_BUCKETS = BUCKET.list_command
 
 
 @check(
     'every S3 bucket matching "{pattern}" blocks all public access',
     permissions=(
-        "s3:ListAllMyBuckets",
+        BUCKET.list_permission,
         "s3:GetBucketPublicAccessBlock",
         "s3:GetAccountPublicAccessBlock",
         "sts:GetCallerIdentity",
@@ -296,16 +287,16 @@ def fleet_buckets_block_public_access(ctx: CheckContext, pattern: str) -> CheckR
         account = {}
     if blocks_all(account):
         note = " (the account-level block has all four on)"
-        judge = lambda name: CheckResult.passed(f"s3://{name}", "all four on", "account-level block")  # noqa: E731
+        judge = lambda name: CheckResult.passed(BUCKET.label(name), "all four on", "account-level block")  # noqa: E731
     return fleet(
-        ctx, _bucket_kind(pattern), pattern, lambda: bucket_names(ctx), judge, "a full public-access block",
+        ctx, BUCKET, pattern, judge, "a full public-access block",
         note=lambda: note,
     )
 
 
 @check(
     'every S3 bucket matching "{pattern}" has versioning enabled',
-    permissions=("s3:ListAllMyBuckets", "s3:GetBucketVersioning"),
+    permissions=(BUCKET.list_permission, "s3:GetBucketVersioning"),
     manual=f"{LIST_BUCKETS}; then for each match: aws s3api get-bucket-versioning --bucket NAME",
     validators=GLOB,
 )
@@ -313,14 +304,13 @@ def fleet_buckets_versioned(ctx: CheckContext, pattern: str) -> CheckResult:
     """Every bucket whose name matches the glob has versioning Enabled. A bucket that cannot be read
     is listed as unchecked, never as an offender (FAIL if there are offenders, else ERROR)."""
     return fleet(
-        ctx, _bucket_kind(pattern), pattern, lambda: bucket_names(ctx),
-        lambda name: bucket_versioning_enabled(ctx, name), "versioning enabled",
+        ctx, BUCKET, pattern, lambda name: bucket_versioning_enabled(ctx, name), "versioning enabled",
     )
 
 
 @check(
     'every S3 bucket matching "{pattern}" is encrypted with "{algorithm}"',
-    permissions=("s3:ListAllMyBuckets", "s3:GetEncryptionConfiguration"),
+    permissions=(BUCKET.list_permission, "s3:GetEncryptionConfiguration"),
     manual=f"{LIST_BUCKETS}; then for each match: aws s3api get-bucket-encryption --bucket NAME",
     choices={"algorithm": ALGORITHMS},
     validators=GLOB,
@@ -329,15 +319,16 @@ def fleet_buckets_encrypted(ctx: CheckContext, pattern: str, algorithm: str) -> 
     """Every bucket whose name matches the glob has default encryption with the given algorithm. A
     bucket that cannot be read is listed as unchecked, never as an offender."""
     return fleet(
-        ctx, _bucket_kind(pattern), pattern, lambda: bucket_names(ctx),
-        lambda name: bucket_encrypted_with(ctx, name, algorithm), f"default encryption {algorithm}",
+        ctx, BUCKET, pattern, lambda name: bucket_encrypted_with(ctx, name, algorithm),
+        f"default encryption {algorithm}",
     )
 
 
 @check(
     'every S3 bucket matching "{pattern}" has tag "{key}"',
-    permissions=("s3:ListAllMyBuckets", "tag:GetResources", "s3:GetBucketTagging"),
-    manual=f"{LIST_BUCKETS}; aws resourcegroupstaggingapi get-resources --resource-type-filters s3; "
+    permissions=(BUCKET.list_permission, "tag:GetResources", "s3:GetBucketTagging"),
+    manual=f"{LIST_BUCKETS}; aws resourcegroupstaggingapi get-resources --resource-type-filters "
+    f"{BUCKET.tagging_type}; "
     "for a bucket missing there: aws s3api get-bucket-tagging --bucket NAME",
     validators=GLOB,
 )
@@ -347,23 +338,22 @@ def fleet_buckets_tagged(ctx: CheckContext, pattern: str, key: str) -> CheckResu
     (all of them, if the tagging API is denied). An unreadable bucket is unchecked, never an offender.
     A PASS may rest on the tagging API, which can lag behind a recent tag change by minutes: the
     observed text says how many tags were read through it."""
-    index, sources = tag_index(ctx, "s3"), list[str]()
-    judge = _tag_judge(index, key, lambda name: bucket_tags(ctx, name, f"tag {key!r}"), lambda n: f"s3://{n}",
-                       sources)
+    index, sources = tag_index(ctx, BUCKET), list[str]()
+    judge = _tag_judge(index, key, lambda name: bucket_tags(ctx, name, f"tag {key!r}"), BUCKET.label, sources)
     return fleet(
-        ctx, _bucket_kind(pattern), pattern, lambda: bucket_names(ctx), judge, f"tag {key!r}",
-        note=lambda: index.note("bucket"), pass_note=lambda: _tag_sources("bucket", sources),
+        ctx, BUCKET, pattern, judge, f"tag {key!r}",
+        note=lambda: index.note(BUCKET.noun), pass_note=lambda: _tag_sources(BUCKET.noun, sources),
     )
 
 
 # --- DynamoDB ----------------------------------------------------------------------------------------
 
-LIST_TABLES = "aws dynamodb list-tables"
+LIST_TABLES = TABLE.list_command
 
 
 @check(
     'every DynamoDB table matching "{pattern}" has point-in-time recovery enabled',
-    permissions=("dynamodb:ListTables", "dynamodb:DescribeContinuousBackups"),
+    permissions=(TABLE.list_permission, "dynamodb:DescribeContinuousBackups"),
     manual=f"{LIST_TABLES}; then for each match: aws dynamodb describe-continuous-backups --table-name NAME",
     validators=GLOB,
 )
@@ -371,21 +361,20 @@ def fleet_tables_pitr(ctx: CheckContext, pattern: str) -> CheckResult:
     """Every table (of the environment's region) whose name matches the glob has PITR ENABLED. A
     table that cannot be read is listed as unchecked, never as an offender."""
     return fleet(
-        ctx, _table_kind(ctx, pattern), pattern, lambda: table_names(ctx),
-        lambda name: table_pitr_enabled(ctx, name), "point-in-time recovery enabled",
+        ctx, TABLE, pattern, lambda name: table_pitr_enabled(ctx, name), "point-in-time recovery enabled",
     )
 
 
 @check(
     'every DynamoDB table matching "{pattern}" has tag "{key}"',
     permissions=(
-        "dynamodb:ListTables",
+        TABLE.list_permission,
         "tag:GetResources",
         "dynamodb:DescribeTable",
         "dynamodb:ListTagsOfResource",
     ),
     manual=f"{LIST_TABLES}; aws resourcegroupstaggingapi get-resources --resource-type-filters "
-    "dynamodb:table; for a table missing there: aws dynamodb list-tags-of-resource --resource-arn ARN",
+    f"{TABLE.tagging_type}; for a table missing there: aws dynamodb list-tags-of-resource --resource-arn ARN",
     validators=GLOB,
 )
 def fleet_tables_tagged(ctx: CheckContext, pattern: str, key: str) -> CheckResult:
@@ -395,12 +384,12 @@ def fleet_tables_tagged(ctx: CheckContext, pattern: str, key: str) -> CheckResul
     tagging API, which can lag behind a recent tag change by minutes: the observed text says how many
     tags were read through it."""
     region = ctx.aws.settings.region
-    index, sources = tag_index(ctx, "dynamodb:table"), list[str]()
+    index, sources = tag_index(ctx, TABLE), list[str]()
     judge = _tag_judge(
         index, key, lambda name: table_tags(ctx, name, f"tag {key!r}")[1],
-        lambda n: f"dynamodb table {n} ({region})", sources,
+        lambda n: TABLE.label(n, region), sources,
     )
     return fleet(
-        ctx, _table_kind(ctx, pattern), pattern, lambda: table_names(ctx), judge, f"tag {key!r}",
-        note=lambda: index.note("table"), pass_note=lambda: _tag_sources("table", sources),
+        ctx, TABLE, pattern, judge, f"tag {key!r}",
+        note=lambda: index.note(TABLE.noun), pass_note=lambda: _tag_sources(TABLE.noun, sources),
     )

@@ -10,19 +10,21 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from runbooks.aws import error_code
-from runbooks.registry import check
-from runbooks.result import CheckResult
-from runbooks.run import CheckContext, Finding
-from steps._shared import tag_result
+from runbooks.sdk import CheckContext, CheckResult, Finding, aws_resource, check, error_code
+
+from ._shared import tag_result
+
+TITLE = "S3"  # its heading in the step catalogue
+CATALOG_ORDER = 20
 
 BLOCK_FLAGS = ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets")
 ALGORITHMS = ("AES256", "aws:kms", "aws:kms:dsse")
-MISSING = {"NoSuchBucket", "404", "NotFound"}
+BUCKET = aws_resource("s3-bucket")
+MISSING = BUCKET.not_found_codes
 
 
 def _uri(bucket: str) -> str:
-    return f"s3://{bucket}"
+    return BUCKET.label(bucket)
 
 
 def _missing(bucket: str, expected: str) -> Finding:
@@ -30,7 +32,7 @@ def _missing(bucket: str, expected: str) -> Finding:
         CheckResult.failed(
             _uri(bucket),
             expected,
-            "the bucket does not exist",
+            f"the {BUCKET.noun} does not exist",
             "create the bucket (apply the storage stack) or correct the bucket name for this environment",
         )
     )

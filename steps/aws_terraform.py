@@ -19,11 +19,12 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from runbooks.aws import error_code
-from runbooks.registry import check
-from runbooks.result import CheckResult
-from runbooks.run import CheckContext, Finding
-from steps.aws_dynamodb import MISSING, table_resource
+from runbooks.sdk import CheckContext, CheckResult, Finding, check, error_code
+
+from .aws_dynamodb import MISSING, table_resource
+
+TITLE = "Terraform state"  # its heading in the step catalogue
+CATALOG_ORDER = 70
 
 # Go's time.RFC3339Nano: up to nine fraction digits, "Z" or a numeric offset.
 _RFC3339 = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)$")

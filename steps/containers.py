@@ -8,97 +8,29 @@ container name. Every check reads ``docker inspect``; nothing is changed on the 
 from __future__ import annotations
 
 import difflib
-import os
 import re
-from dataclasses import dataclass
 from typing import Any
 
-import docker
-import requests
-from docker.errors import APIError, DockerException, NotFound
+from runbooks.sdk import CheckContext, CheckResult, Container, CouldNotCheck, Finding, check
 
-from runbooks.preflight import registry_hint
-from runbooks.registry import check
-from runbooks.result import CheckResult
-from runbooks.run import CheckContext, Finding, UnknownName
-from steps._shared import excerpt
+from ._shared import excerpt
 
-DEFAULT_HOST = "unix:///var/run/docker.sock"
-TIMEOUT_S = 10  # per engine request; a local engine answers in milliseconds
-
-
-@dataclass(frozen=True)
-class Container:
-    """A container as a runbook names it, the real name on the engine, and the engine."""
-
-    name: str
-    real: str
-    host: str
-    explicit_host: bool  # set in runbooks.toml, so the manual command must name it too
-
-    @property
-    def resource(self) -> str:
-        alias = f" [{self.real}]" if self.real != self.name else ""
-        return f"container {self.name}{alias} ({self.host})"
-
-    def command(self, args: str) -> str:
-        """The docker CLI command an operator types for this container's engine."""
-        engine = f" -H {self.host}" if self.explicit_host else ""
-        return f"docker{engine} {args}"
-
-    def inspect(self, template: str) -> str:
-        return self.command(f"inspect -f '{template}' {self.real}")
-
-
-def _container(ctx: CheckContext, name: str) -> Container:
-    try:
-        real = ctx.env.containers[name]
-    except KeyError:
-        raise UnknownName(
-            f"container {name!r} is not defined by environment {ctx.env.name!r}"
-            + registry_hint(name, list(ctx.env.containers))
-        ) from None
-    host = ctx.env.docker.get("host")
-    return Container(name, real, host or os.environ.get("DOCKER_HOST") or DEFAULT_HOST, host is not None)
-
-
-def _client(ctx: CheckContext, target: Container) -> docker.DockerClient:
-    def connect() -> docker.DockerClient:
-        if target.explicit_host:
-            return docker.DockerClient(base_url=target.host, timeout=TIMEOUT_S)
-        return docker.from_env(timeout=TIMEOUT_S)  # DOCKER_HOST, DOCKER_TLS_VERIFY, DOCKER_CERT_PATH
-
-    client = ctx.run.resource(("docker", target.host), connect, close=lambda c: c.close())
-    return client  # type: ignore[no-any-return]
-
-
-def engine_reason(exc: BaseException, host: str) -> str:
-    """Why the engine could not answer, in one line (the SDK nests the socket error in its text)."""
-    if isinstance(exc, APIError):
-        return f"the Docker engine at {host} answered {exc.status_code}: {exc.explanation or exc}"
-    text = str(exc)
-    if isinstance(exc, requests.exceptions.Timeout) or "timed out" in text.lower():
-        return f"the Docker engine at {host} did not answer within {TIMEOUT_S} s (timed out)"
-    for marker, meaning in (
-        ("FileNotFoundError", "no socket there (engine stopped or wrong path)"),
-        ("No such file", "no socket there (engine stopped or wrong path)"),
-        ("ConnectionRefused", "connection refused (no engine listening)"),
-        ("Connection refused", "connection refused (no engine listening)"),
-        ("PermissionError", "permission denied on the socket"),
-        ("Permission denied", "permission denied on the socket"),
-    ):
-        if marker in text:
-            return f"cannot reach the Docker engine at {host}: {meaning}"
-    return f"cannot reach the Docker engine at {host}: {type(exc).__name__}: {text}"
+TITLE = "Containers (Docker)"  # its heading in the step catalogue
+CATALOG_ORDER = 100
 
 
 def _inspect(ctx: CheckContext, target: Container, expected: str, manual: str) -> dict[str, Any]:
     """``docker inspect`` of the container: FAIL when it does not exist, ERROR when the engine cannot
     answer."""
     try:
-        client = _client(ctx, target)
-        return client.api.inspect_container(target.real)  # type: ignore[no-any-return]
-    except NotFound:
+        attrs = ctx.docker.inspect_container(target)
+    except CouldNotCheck as exc:
+        raise Finding(
+            CheckResult.errored(
+                target.resource, exc.fault.reason, exc.fault.hint, expected=expected, manual_command=manual
+            )
+        ) from None
+    if attrs is None:
         raise Finding(
             CheckResult.failed(
                 target.resource,
@@ -107,18 +39,8 @@ def _inspect(ctx: CheckContext, target: Container, expected: str, manual: str) -
                 _missing_hint(ctx, target),
                 manual_command=manual,
             )
-        ) from None
-    except (DockerException, requests.exceptions.RequestException) as exc:
-        raise Finding(
-            CheckResult.errored(
-                target.resource,
-                engine_reason(exc, target.host),
-                "check that the Docker engine is running and that docker.host (or DOCKER_HOST) points at it: "
-                + target.command("version"),
-                expected=expected,
-                manual_command=manual,
-            )
-        ) from None
+        )
+    return attrs
 
 
 def _missing_hint(ctx: CheckContext, target: Container) -> str:
@@ -127,8 +49,8 @@ def _missing_hint(ctx: CheckContext, target: Container) -> str:
         f"[environments.{ctx.env.name}.docker] containers"
     )
     try:
-        names = [c.name for c in _client(ctx, target).containers.list(all=True)]
-    except (DockerException, requests.exceptions.RequestException):
+        names = ctx.docker.container_names(target)
+    except CouldNotCheck:
         return hint
     close = difflib.get_close_matches(target.real, names, n=3, cutoff=0.5)
     return hint + ("; similar containers on the engine: " + ", ".join(close) if close else "")
@@ -180,7 +102,7 @@ def _not_running_hint(target: Container, attrs: dict[str, Any]) -> str:
 def container_running(ctx: CheckContext, container: str) -> CheckResult:
     """The container exists on the environment's Docker engine and its state is running (not exited,
     restarting, paused or only created)."""
-    target = _container(ctx, container)
+    target = ctx.docker.container(container)
     manual = target.inspect("{{.State.Status}}")
     expected = "running"
     attrs = _inspect(ctx, target, expected, manual)
@@ -208,7 +130,7 @@ def _last_probe(health: dict[str, Any]) -> str:
 def container_healthy(ctx: CheckContext, container: str) -> CheckResult:
     """The container is running and its HEALTHCHECK reports healthy. FAIL when it has no health check
     (nothing to trust), while it is still starting, and when unhealthy; the last probe's output is shown."""
-    target = _container(ctx, container)
+    target = ctx.docker.container(container)
     manual = target.inspect("{{json .State.Health}}")
     expected = "health: healthy"
     attrs = _inspect(ctx, target, expected, manual)
@@ -300,20 +222,17 @@ def container_runs_image(ctx: CheckContext, container: str, image: str) -> Check
     """The image the container runs is the one named: a tag (``api:1.4.2``, ``nginx`` = ``nginx:latest``),
     a digest reference (``repo@sha256:...``) or an image id. Judged on the image the container really
     runs: a container created from a tag that has since moved to a newer image FAILs (recreate it)."""
-    target = _container(ctx, container)
+    target = ctx.docker.container(container)
     manual = target.inspect("{{.Config.Image}} {{.Image}}")
     expected = f"image {image}"
     attrs = _inspect(ctx, target, expected, manual)
     configured = attrs.get("Config", {}).get("Image", "")
     image_id = attrs.get("Image", "")
     try:
-        details = _client(ctx, target).api.inspect_image(image_id)
-    except NotFound:
-        details = {}  # the engine keeps a running container's image; gone only in odd states
-    except (DockerException, requests.exceptions.RequestException) as exc:
-        return CheckResult.errored(
-            target.resource, engine_reason(exc, target.host), expected=expected, manual_command=manual
-        )
+        # None: the engine keeps a running container's image; gone only in odd states
+        details = ctx.docker.inspect_image(target, image_id) or {}
+    except CouldNotCheck as exc:
+        return CheckResult.errored(target.resource, exc.fault.reason, expected=expected, manual_command=manual)
     tags = list(details.get("RepoTags") or [])
     digests = list(details.get("RepoDigests") or [])
     runs = f"{_short_id(image_id)}, " + (f"tags: {', '.join(tags)}" if tags else "untagged")
@@ -349,7 +268,7 @@ def container_restarted_at_most(ctx: CheckContext, container: str, count: int) -
     and goes back to 0 on a manual ``docker start``/``docker restart`` (or a redeploy), so it covers
     the time since then, not the container's whole life; the observed text gives State.StartedAt,
     the last start of either kind."""
-    target = _container(ctx, container)
+    target = ctx.docker.container(container)
     manual = target.inspect("{{.RestartCount}} {{.State.StartedAt}}")
     expected = f"at most {count} restart(s)"
     attrs = _inspect(ctx, target, expected, manual)

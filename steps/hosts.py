@@ -26,18 +26,15 @@ from __future__ import annotations
 import contextlib
 import math
 import re
-import socket
-import urllib.parse
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from runbooks.registry import check
-from runbooks.result import CheckResult
-from runbooks.run import CheckContext, Finding, UnknownName
+from runbooks.sdk import CheckContext, CheckResult, Finding, HostConnection, check
 
-PROBE_TOKEN = "runbooks-probe-ok"
-SSH_SCHEMES = ("ssh", "safe-ssh")
+TITLE = "Hosts (testinfra)"  # its heading in the step catalogue
+CATALOG_ORDER = 90
+
 # Linux keeps only the first 15 characters of a process name (TASK_COMM_LEN - 1) in `comm`.
 COMM_LEN = 15
 GIB = 1024**3
@@ -51,132 +48,25 @@ INIT_D = "/etc/init.d"
 # connections -----------------------------------------------------------------------------------
 
 
-@dataclass
-class HostTarget:
-    """A testinfra host of this run, or why it cannot be reached."""
-
-    url: str
-    label: str
-    host: Any = None  # testinfra.host.Host
-    error: str = ""
-    hint: str = ""
-
-    def close(self) -> None:
-        backend = getattr(self.host, "backend", None)
-        client = vars(backend).get("client") if backend is not None else None  # paramiko: only if connected
-        if client is not None:
-            client.close()
-
-
-def display_url(url: str) -> str:
-    """The URL without its query (key paths, options) and without any password."""
-    parts = urllib.parse.urlsplit(url)
-    netloc = parts.netloc
-    if "@" in netloc:
-        userinfo, _, hostport = netloc.rpartition("@")
-        netloc = f"{userinfo.split(':', 1)[0]}@{hostport}"
-    return f"{parts.scheme}://{netloc}{parts.path}"
-
-
-def _connection_hint(url: str) -> str:
-    if urllib.parse.urlsplit(url).scheme in ("paramiko", *SSH_SCHEMES):
-        return ("check that the host is up, sshd listens on that port and a firewall lets this machine in; "
-                "check the user and ssh_identity_file in the host URL in runbooks.toml")
-    return "check the host's connection string in runbooks.toml and that the target is up"
-
-
-def describe_connection_error(exc: BaseException, url: str) -> tuple[str, str]:
-    """(reason, hint) for an exception raised while talking to a host; never raises."""
-    parts = urllib.parse.urlsplit(url)
-    where = parts.hostname or url
-    if parts.port:
-        where = f"{where}:{parts.port}"
-    user = parts.username or "the current user"
-    key_hint = (f"check that the key in ssh_identity_file is authorised for {user} on the host "
-                "(~/.ssh/authorized_keys) and that the user name is right")
-    name = type(exc).__name__
-    text = str(exc)
-    if name in ("AuthenticationException", "BadAuthenticationType", "PasswordRequiredException"):
-        return f"ssh authentication failed for {user} at {where}: {text or name}", key_hint
-    if name == "NoValidConnectionsError" or isinstance(exc, ConnectionRefusedError):
-        return f"connection refused by {where}", "check that sshd runs on the host and listens on that port"
-    if isinstance(exc, socket.gaierror):
-        return f"cannot resolve host name {parts.hostname!r}: {text}", "check the host name in runbooks.toml"
-    if isinstance(exc, TimeoutError):  # socket.timeout is TimeoutError
-        return (f"no answer from {where} within the connection timeout",
-                "check that the host is up and reachable from here (VPN, security groups, firewall)")
-    if isinstance(exc, RuntimeError) and exc.args and hasattr(exc.args[0], "stderr"):
-        # testinfra's ssh backend: ssh exited 255; its stderr says why.
-        stderr = " ".join(str(exc.args[0].stderr).split()) or "ssh exited with status 255"
-        lowered = stderr.lower()
-        if "permission denied" in lowered:
-            return f"ssh authentication failed for {user} at {where}: {stderr}", key_hint
-        if "host key verification failed" in lowered or "remote host identification has changed" in lowered:
-            return (f"ssh refused the host key of {where}: {stderr}",
-                    "add the host's key to known_hosts (ssh-keyscan) or set StrictHostKeyChecking in the "
-                    "ssh_config file named in the host URL")
-        if "refused" in lowered:
-            return (f"connection refused by {where}: {stderr}",
-                    "check that sshd runs on the host and listens on that port")
-        if "timed out" in lowered:
-            return f"no answer from {where}: {stderr}", "check that the host is up and reachable from here"
-        return f"ssh to {where} failed: {stderr}", _connection_hint(url)
-    if name == "SSHException" or "ssh" in type(exc).__module__:
-        return f"ssh session with {where} failed: {text or name}", _connection_hint(url)
-    if isinstance(exc, OSError):
-        return f"cannot connect to {where}: {text or name}", _connection_hint(url)
-    return f"cannot use {display_url(url)}: {name}: {text}", _connection_hint(url)
-
-
-def _backend_options(url: str) -> dict[str, Any]:
-    if urllib.parse.urlsplit(url).scheme in SSH_SCHEMES:
-        # Never prompt for a password or passphrase: a prompt would hang the run.
-        return {"ssh_extra_args": "-o BatchMode=yes"}
-    return {}
-
-
-def connect(url: str, label: str) -> HostTarget:
-    """A new testinfra host for ``url`` (not testinfra's process-wide cache: the run closes what it opened),
-    probed once so that an unreachable host is known before any check reads a fact from it."""
-    import testinfra.backend
-    import testinfra.host
-
-    target = HostTarget(url, label)
-    try:
-        backend = testinfra.backend.get_backend(url, **_backend_options(url))
-        host = testinfra.host.Host(backend)
-        backend.set_host(host)
-        target.host = host
-        out = host.run("echo %s", PROBE_TOKEN)
-    except Exception as exc:  # noqa: BLE001 - whatever stops the probe makes the host unreachable
-        target.error, target.hint = describe_connection_error(exc, url)
-        return target
-    if out.rc != 0 or PROBE_TOKEN not in out.stdout:
-        detail = " ".join((out.stderr or out.stdout).split())[:300] or f"exit status {out.rc}"
-        target.error = f"the host did not run a probe command: {detail}"
-        target.hint = _connection_hint(url)
-    return target
-
-
 @dataclass(frozen=True)
 class HostCall:
     """One check on one host: the run's connection plus what the check expects and how to see it by hand,
     so that every ERROR carries them too."""
 
-    target: HostTarget
+    connection: HostConnection
     expected: str
     manual: str
 
     @property
     def label(self) -> str:
-        return self.target.label
+        return self.connection.label
 
     @property
     def host(self) -> Any:
-        return self.target.host
+        return self.connection.host
 
     def with_manual(self, manual: str) -> HostCall:
-        return HostCall(self.target, self.expected, manual)
+        return HostCall(self.connection, self.expected, manual)
 
     def passed(self, observed: str) -> CheckResult:
         return CheckResult.passed(self.label, self.expected, observed, manual_command=self.manual)
@@ -195,8 +85,9 @@ class HostCall:
         except Finding:
             raise
         except Exception as exc:  # noqa: BLE001 - a failure to read is an ERROR, never a PASS or FAIL
-            if _is_connection_error(exc):
-                reason, connection_hint = describe_connection_error(exc, self.target.url)
+            lost = self.connection.lost(exc)
+            if lost is not None:
+                reason, connection_hint = lost
                 raise Finding(self.errored(f"lost the host while trying to {what}: {reason}",
                                            connection_hint)) from None
             detail = " ".join(str(exc).split())[:300] or type(exc).__name__
@@ -205,28 +96,10 @@ class HostCall:
 
 def on_host(ctx: CheckContext, name: str, expected: str, manual: str) -> HostCall:
     """The run's connection to the host named ``name``; ERROR (as a Finding) when it cannot be reached."""
-    try:
-        url = ctx.env.hosts[name]
-    except KeyError:
-        from runbooks.preflight import registry_hint
-
-        raise UnknownName(
-            f"host {name!r} is not defined by environment {ctx.env.name!r}" + registry_hint(name, list(ctx.env.hosts))
-        ) from None
-    label = f"host {name} ({display_url(url)})"
-    target: HostTarget = ctx.run.resource(("testinfra", url), lambda: connect(url, label), HostTarget.close)
-    call = HostCall(target, expected, manual)
-    if target.error:
-        raise Finding(call.errored(f"cannot reach the host: {target.error}", target.hint))
+    call = HostCall(ctx.hosts.connection(name), expected, manual)
+    if call.connection.error:
+        raise Finding(call.errored(f"cannot reach the host: {call.connection.error}", call.connection.hint))
     return call
-
-
-def _is_connection_error(exc: BaseException) -> bool:
-    if isinstance(exc, OSError | EOFError):
-        return True
-    if isinstance(exc, RuntimeError) and exc.args and hasattr(exc.args[0], "stderr"):
-        return True
-    return "paramiko" in type(exc).__module__
 
 
 def _first_line(text: str, limit: int = 200) -> str:

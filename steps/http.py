@@ -7,25 +7,26 @@ service's ``timeout_s`` and ``verify_tls`` settings.
 
 from __future__ import annotations
 
-import json
 import math
-import re
 import shlex
-import socket
 import ssl
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
 import requests
 
-from runbooks.config import ServiceSettings
-from runbooks.registry import check
-from runbooks.result import CheckResult
-from runbooks.run import CheckContext, Finding
-from steps._shared import EXCERPT_CHARS, excerpt
+from runbooks.sdk import CheckContext, CheckResult, Finding, ServiceSettings, check
+
+from ._jsonpointer import jq_path, json_kind, json_text, load_json, resolve_pointer, validate_pointer
+from ._prometheus import Matcher, Sample, Selector, parse_exposition, parse_selector, validate_selector
+from ._shared import EXCERPT_CHARS, excerpt
+from ._tls import peer_not_after, unverified_context
+
+TITLE = "HTTP services"  # its heading in the step catalogue
+CATALOG_ORDER = 80
 
 BODY_EXCERPT = EXCERPT_CHARS
 RESPONSE_KEY = "http.response"  # ctx.scenario.values: the last StoredResponse, or None after a failed GET
@@ -107,7 +108,7 @@ def _get(ctx: CheckContext, service: str, path: str, options: str = "") -> Answe
     settings = ctx.service(service)
     url = service_url(ctx, service, path)
     curl = curl_base(settings)
-    manual = f"{curl}{' ' + options if options else ''} {url}"
+    manual = f"{curl}{' ' + options if options else ''} {shlex.quote(url)}"  # '&', '(' in a URL are shell syntax
     started = time.perf_counter()
     try:
         response = ctx.http.get(url, timeout=_timeouts(settings), verify=settings.verify_tls, allow_redirects=False,
@@ -159,7 +160,8 @@ class StoredResponse:
     curl: str  # "curl -sS" with this service's TLS options, for the manual commands
 
     def manual(self, options: str = "", pipe: str = "") -> str:
-        return f"{self.curl}{' ' + options if options else ''} {self.url}{' | ' + pipe if pipe else ''}"
+        url = shlex.quote(self.url)
+        return f"{self.curl}{' ' + options if options else ''} {url}{' | ' + pipe if pipe else ''}"
 
 
 @check(
@@ -232,79 +234,6 @@ def response_within(ctx: CheckContext, ms: int) -> CheckResult:
         manual_command=manual)
 
 
-class _Number(str):
-    """A JSON number (or NaN/Infinity) kept exactly as written in the body."""
-
-
-def validate_pointer(pointer: str) -> None:
-    """RFC 6901: empty (the whole document) or '/'-separated tokens where '~' only escapes '~0' and '~1'."""
-    if pointer and not pointer.startswith("/"):
-        raise ValueError("a JSON Pointer is empty or starts with '/', e.g. /checks/dynamodb")
-    if re.search(r"~(?![01])", pointer):
-        raise ValueError("'~' must be written '~0' and '/' inside a name '~1'")
-
-
-def _json_kind(value: Any) -> str:
-    if isinstance(value, _Number):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, bool):
-        return "boolean"
-    if value is None:
-        return "null"
-    return "object" if isinstance(value, dict) else "array"
-
-
-def json_text(value: Any, nested: bool = False) -> str:
-    """The compared string form of a JSON value: strings as they are, numbers as written, true/false/null,
-    objects and arrays as compact JSON."""
-    if isinstance(value, _Number):
-        return str.__str__(value)
-    if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False) if nested else value
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if value is None:
-        return "null"
-    if isinstance(value, dict):
-        return "{" + ",".join(f"{json.dumps(k, ensure_ascii=False)}:{json_text(v, True)}"
-                              for k, v in value.items()) + "}"
-    return "[" + ",".join(json_text(v, True) for v in value) + "]"
-
-
-def jq_path(pointer: str) -> str:
-    """The jq filter for a JSON Pointer, for the manual command: /checks/0 -> .["checks"][0]."""
-    if not pointer:
-        return "."
-    parts = [raw.replace("~1", "/").replace("~0", "~") for raw in pointer[1:].split("/")]
-    return "." + "".join(f"[{p}]" if re.fullmatch(r"0|[1-9][0-9]*", p) else f"[{json.dumps(p)}]" for p in parts)
-
-
-def resolve_pointer(document: Any, pointer: str) -> Any:
-    """The value at an RFC 6901 JSON Pointer; ``LookupError`` saying where the path stops when it is absent."""
-    validate_pointer(pointer)
-    if not pointer:
-        return document
-    current, walked = document, ""
-    for raw in pointer[1:].split("/"):
-        token = raw.replace("~1", "/").replace("~0", "~")  # this order: '~01' is '~1', not '/'
-        here = walked or "the document root"
-        if isinstance(current, dict):
-            if token not in current:
-                members = ", ".join(sorted(current)[:10]) or "none"
-                raise LookupError(f"{here} has no member {token!r} (members: {members})")
-            current = current[token]
-        elif isinstance(current, list):
-            if not re.fullmatch(r"0|[1-9][0-9]*", token) or int(token) >= len(current):
-                raise LookupError(f"{here} is an array of {len(current)} element(s), no index {token!r}")
-            current = current[int(token)]
-        else:
-            raise LookupError(f"{here} is a {_json_kind(current)}, it has no {token!r}")
-        walked += "/" + raw
-    return current
-
-
 @check(
     'the response JSON at "{pointer}" is "{value}"',
     manual="curl -sS <URL> | jq '<path of {pointer}>'",
@@ -319,7 +248,7 @@ def response_json_at(ctx: CheckContext, pointer: str, value: str) -> CheckResult
     expected = f'{pointer or "the document"} is "{value}"'
     manual = stored.manual(pipe="jq " + shlex.quote(jq_path(pointer)))
     try:
-        document = json.loads(stored.text, parse_int=_Number, parse_float=_Number, parse_constant=_Number)
+        document = load_json(stored.text)
     except ValueError:
         return CheckResult.failed(
             stored.url, expected,
@@ -333,7 +262,7 @@ def response_json_at(ctx: CheckContext, pointer: str, value: str) -> CheckResult
                                   "check the pointer against the body, or the service's response format changed",
                                   manual_command=manual)
     text = json_text(found)
-    observed = f'{pointer or "the document"} is "{text}" ({_json_kind(found)})'
+    observed = f'{pointer or "the document"} is "{text}" ({json_kind(found)})'
     if text == value:
         return CheckResult.passed(stored.url, expected, observed, manual_command=manual)
     return CheckResult.failed(stored.url, expected, observed,
@@ -356,196 +285,6 @@ def response_body_contains(ctx: CheckContext, text: str) -> CheckResult:
 
 
 # --- Prometheus metrics -------------------------------------------------------------------------------
-
-METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
-LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
-_ESCAPES = {"\\": "\\", '"': '"', "n": "\n"}
-OPERATORS = ("=~", "!~", "!=", "=")  # longest first: '=~' must not be read as '=' then '~'
-# What a sample of each family type is (# TYPE lines); only counters and histogram buckets add up.
-_SUFFIX_ROLES = {
-    "counter": {"_total": "counter", "": "counter", "_created": "timestamp"},
-    "histogram": {"_bucket": "bucket", "_count": "counter", "_sum": "counter", "_created": "timestamp"},
-    "summary": {"": "quantile", "_count": "counter", "_sum": "counter", "_created": "timestamp"},
-}
-_UNTYPED_ROLES = {"_total": "counter", "_count": "counter", "_sum": "counter", "_bucket": "bucket"}
-
-
-@dataclass(frozen=True)
-class Sample:
-    name: str
-    labels: dict[str, str]
-    value: float
-    kind: str = "untyped"  # counter, bucket, gauge, quantile, timestamp, untyped, ...: see sample_kind
-
-
-def sample_kind(name: str, types: dict[str, str]) -> str:
-    """What a sample is, from its family's ``# TYPE`` (or, without one, from its name's suffix)."""
-    for suffix in ("", "_total", "_bucket", "_count", "_sum", "_created", "_gcount", "_gsum", "_info"):
-        family = name[: len(name) - len(suffix)] if suffix and name.endswith(suffix) else name
-        if (suffix and not name.endswith(suffix)) or family not in types:
-            continue
-        roles = _SUFFIX_ROLES.get(types[family])
-        if roles is None:  # gauge, gaugehistogram, info, stateset, untyped, unknown
-            return types[family]
-        return roles.get(suffix, "untyped")
-    return next((role for suffix, role in _UNTYPED_ROLES.items() if name.endswith(suffix)), "untyped")
-
-
-@dataclass(frozen=True)
-class Matcher:
-    """One label matcher of a selector: ``=``, ``!=``, or ``=~``/``!~`` (a regex that must match the whole
-    value). As in PromQL, a label the series does not have has the value ""."""
-
-    label: str
-    op: str
-    value: str
-    regex: re.Pattern[str] | None = field(default=None, compare=False, repr=False)
-
-    def matches(self, labels: dict[str, str]) -> bool:
-        actual = labels.get(self.label, "")
-        if self.regex is not None:
-            return (self.regex.fullmatch(actual) is not None) == (self.op == "=~")
-        return (actual == self.value) == (self.op == "=")
-
-    def __str__(self) -> str:
-        return f'{self.label}{self.op}"{json_text(self.value, True)[1:-1]}"'
-
-
-@dataclass(frozen=True)
-class Selector:
-    name: str
-    matchers: tuple[Matcher, ...]
-
-    def matches(self, sample: Sample) -> bool:
-        return sample.name == self.name and all(m.matches(sample.labels) for m in self.matchers)
-
-    def __str__(self) -> str:
-        if not self.matchers:
-            return self.name
-        return f"{self.name}{{{','.join(str(m) for m in self.matchers)}}}"
-
-
-def _parse_labels(text: str, pos: int, selector: bool) -> tuple[list[Matcher], int]:
-    """Parse ``{a="x",b=~"y"}`` starting at the '{' at ``pos``; returns the matchers and the position after
-    '}'. A page's labels (``selector`` False) only take '='."""
-    matchers: list[Matcher] = []
-    pos += 1
-    while True:
-        while pos < len(text) and text[pos] in " \t":
-            pos += 1
-        if pos < len(text) and text[pos] == "}":
-            return matchers, pos + 1
-        name = LABEL_NAME.match(text, pos)
-        if name is None:
-            raise ValueError(f"expected a label name or '}}' at column {pos + 1}")
-        pos = name.end()
-        while pos < len(text) and text[pos] in " \t":
-            pos += 1
-        op = next((o for o in OPERATORS if text.startswith(o, pos)), "")
-        if not selector and op != "=":
-            op = ""
-        pos += len(op)
-        while pos < len(text) and text[pos] in " \t":
-            pos += 1
-        if not op or not text.startswith('"', pos):
-            ops = "=, !=, =~ or !~" if selector else "="
-            raise ValueError(f'expected {ops} and a "value" after label {name.group()!r}')
-        pos += 1
-        value: list[str] = []
-        while True:
-            if pos >= len(text):
-                raise ValueError(f"unterminated value of label {name.group()!r}")
-            char = text[pos]
-            if char == '"':
-                pos += 1
-                break
-            if char == "\\" and pos + 1 < len(text):
-                value.append(_ESCAPES.get(text[pos + 1], "\\" + text[pos + 1]))
-                pos += 2
-                continue
-            value.append(char)
-            pos += 1
-        matchers.append(_matcher(name.group(), op, "".join(value), matchers, selector))
-        while pos < len(text) and text[pos] in " \t":
-            pos += 1
-        if pos >= len(text):
-            raise ValueError("missing '}' after the labels")
-        if text[pos] == ",":
-            pos += 1
-        elif text[pos] != "}":
-            raise ValueError(f"expected ',' or '}}' after label {name.group()!r}")
-
-
-def _matcher(label: str, op: str, value: str, earlier: list[Matcher], selector: bool) -> Matcher:
-    # A page gives each label once; a selector may match one label several ways, but two '=' on it
-    # can only contradict or repeat each other.
-    if any(m.label == label and (not selector or m.op == op == "=") for m in earlier):
-        raise ValueError(f"label {label!r} given twice")
-    if op not in ("=~", "!~"):
-        return Matcher(label, op, value)
-    try:
-        return Matcher(label, op, value, re.compile(value, re.DOTALL))  # as Prometheus: '.' matches a newline
-    except re.error as exc:
-        raise ValueError(f"label {label!r}: {value!r} is not a valid regular expression ({exc})") from None
-
-
-def parse_selector(text: str) -> Selector:
-    """``name`` or ``name{a="x",b!="y",c=~"5..",d!~"GET|HEAD"}``: a metric (sample) name and label matchers."""
-    stripped = text.strip()
-    name = METRIC_NAME.match(stripped)
-    if name is None:
-        raise ValueError("a selector starts with a metric name, e.g. http_requests_total{status=\"500\"}")
-    matchers: list[Matcher] = []
-    pos = name.end()
-    while pos < len(stripped) and stripped[pos] in " \t":
-        pos += 1
-    if pos < len(stripped):
-        if stripped[pos] != "{":
-            raise ValueError(f"unexpected {stripped[pos:]!r} after the metric name (labels go in {{...}})")
-        matchers, pos = _parse_labels(stripped, pos, selector=True)
-        if pos != len(stripped):
-            raise ValueError(f"unexpected {stripped[pos:]!r} after the labels")
-    return Selector(name.group(), tuple(matchers))
-
-
-def validate_selector(text: str) -> None:
-    """A metric name with optional label matchers (=, !=, =~, !~; a regex must compile)."""
-    parse_selector(text)
-
-
-def parse_exposition(text: str) -> list[Sample]:
-    """Samples of a Prometheus text exposition page (version 0.0.4; OpenMetrics' ``# EOF`` and exemplars
-    tolerated), each with its kind from the ``# TYPE`` lines. ``ValueError`` naming the line for anything
-    else, rather than guessing."""
-    samples: list[Sample] = []
-    types: dict[str, str] = {}
-    for line_no, line in enumerate(text.splitlines(), 1):
-        line = line.strip()
-        if line.startswith("#"):
-            words = line.split()
-            if len(words) >= 4 and words[1] == "TYPE":
-                types[words[2]] = words[3].lower()
-            continue
-        if not line:
-            continue
-        try:
-            name = METRIC_NAME.match(line)
-            if name is None:
-                raise ValueError("no metric name")
-            labels: dict[str, str] = {}
-            pos = name.end()
-            if pos < len(line) and line[pos] == "{":
-                matchers, pos = _parse_labels(line, pos, selector=False)
-                labels = {m.label: m.value for m in matchers}
-            if pos >= len(line) or line[pos] not in " \t":
-                raise ValueError("expected a space and a value after the name and labels")
-            rest = line[pos:].split("#", 1)[0].split()  # value [timestamp] [# exemplar]
-            if not rest or len(rest) > 2 or "_" in rest[0]:
-                raise ValueError("expected a value and an optional timestamp")
-            samples.append(Sample(name.group(), labels, float(rest[0]), sample_kind(name.group(), types)))
-        except ValueError as exc:
-            raise ValueError(f"line {line_no}: {exc}: {excerpt(line)!r}") from None
-    return samples
 
 
 @dataclass(frozen=True)
@@ -579,7 +318,7 @@ def _fetch_metrics(ctx: CheckContext, service: str) -> MetricsPage:
 def metrics_page(ctx: CheckContext, service: str) -> MetricsPage:
     """The service's metrics, fetched once per run (an unreachable page is remembered too, so that every
     metric step does not wait for the same timeout). ``When I GET "/metrics"`` still fetches afresh."""
-    page: MetricsPage = ctx.run.resource(("http.metrics", service), lambda: _fetch_metrics(ctx, service))
+    page: MetricsPage = ctx.resource(("http.metrics", service), lambda: _fetch_metrics(ctx, service))
     if page.error is not None:
         raise Finding(page.error)
     return page
@@ -653,7 +392,7 @@ def metric_below(ctx: CheckContext, selector: str, service: str, threshold: floa
     page = metrics_page(ctx, service)
     parsed, matched = _select(page, selector)
     expected = f"{parsed} below {threshold:g}"
-    manual = f"{page.curl} {page.url} | grep '^{parsed.name}'"
+    manual = f"{page.curl} {shlex.quote(page.url)} | grep '^{parsed.name}'"
     if not matched:
         raise _no_series(page, parsed, expected, manual)
     ambiguous = _ambiguous(parsed, matched)
@@ -688,7 +427,7 @@ def metric_ratio_below(ctx: CheckContext, numerator: str, denominator: str, serv
     num_sel, num_samples = _select(page, numerator)
     den_sel, den_samples = _select(page, denominator)
     expected = f"{num_sel} / {den_sel} below {percent:g}%"
-    manual = f"{page.curl} {page.url} | grep -E '^({num_sel.name}|{den_sel.name})'"
+    manual = f"{page.curl} {shlex.quote(page.url)} | grep -E '^({num_sel.name}|{den_sel.name})'"
     if not den_samples:
         raise _no_series(page, den_sel, expected, manual, "denominator ")
     if not num_samples and not any(s.name == num_sel.name for s in page.samples):
@@ -721,31 +460,6 @@ def _days(delta: timedelta) -> str:
     return "1 day" if days == 1 else f"{days} days"
 
 
-def _not_after(tls: ssl.SSLSocket) -> datetime:
-    cert = tls.getpeercert()
-    if cert and "notAfter" in cert:  # verified: the stdlib decodes it
-        return datetime.fromtimestamp(ssl.cert_time_to_seconds(str(cert["notAfter"])), UTC)
-    der = tls.getpeercert(binary_form=True)
-    if der is None:
-        raise ssl.SSLError("the server sent no certificate")
-    from cryptography import x509  # unverified connections only; a dependency of moto
-
-    return x509.load_der_x509_certificate(der).not_valid_after_utc
-
-
-def _peer_not_after(host: str, port: int, context: ssl.SSLContext, timeout: float) -> datetime:
-    with socket.create_connection((host, port), timeout=timeout) as raw, \
-            context.wrap_socket(raw, server_hostname=host) as tls:
-        return _not_after(tls)
-
-
-def _unverified() -> ssl.SSLContext:
-    context = ssl.create_default_context()
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
-    return context
-
-
 @check(
     'the TLS certificate of "{service}" is valid for at least {days:d} more days',
     manual="openssl s_client -connect <{service} host:port> -servername <host> </dev/null 2>/dev/null "
@@ -766,14 +480,15 @@ def tls_certificate_valid_for(ctx: CheckContext, service: str, days: int) -> Che
     host, port = parts.hostname, parts.port or 443
     resource = f"{host}:{port}"
     cafile = settings.verify_tls if isinstance(settings.verify_tls, str) else None
-    manual = (f"openssl s_client -connect {host}:{port} -servername {host}{' -CAfile ' + cafile if cafile else ''}"
+    ca_option = f" -CAfile {shlex.quote(cafile)}" if cafile else ""
+    manual = (f"openssl s_client -connect {host}:{port} -servername {host}{ca_option}"
               " </dev/null 2>/dev/null | openssl x509 -noout -enddate")
     renew = f"renew the certificate of {host} (and check why automatic renewal did not)"
-    context = _unverified() if settings.verify_tls is False else ssl.create_default_context(cafile=cafile)
+    context = unverified_context() if settings.verify_tls is False else ssl.create_default_context(cafile=cafile)
     now = datetime.now(UTC)
     try:
         try:
-            not_after = _peer_not_after(host, port, context, settings.timeout_s)
+            not_after = peer_not_after(host, port, context, settings.timeout_s)
         except ssl.SSLCertVerificationError as exc:
             if exc.verify_code != 10:  # X509_V_ERR_CERT_HAS_EXPIRED: wrong infrastructure, not "cannot check"
                 trust = f"the CA bundle {cafile}" if cafile else "the system CAs"
@@ -781,7 +496,7 @@ def tls_certificate_valid_for(ctx: CheckContext, service: str, days: int) -> Che
                     resource, f"TLS verification failed: {exc.verify_message} (verified against {trust})",
                     "fix the chain the server sends, or point verify_tls for this service at its CA bundle",
                     manual_command=manual)
-            expired = _peer_not_after(host, port, _unverified(), settings.timeout_s)
+            expired = peer_not_after(host, port, unverified_context(), settings.timeout_s)
             if expired > now:  # the server's own certificate is in date: an intermediate or root expired
                 return CheckResult.failed(
                     resource, expected,

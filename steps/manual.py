@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pytest_bdd import parsers
 
-from runbooks.registry import check
-from runbooks.result import CheckResult, Outcome
-from runbooks.run import CheckContext
+from runbooks.sdk import CheckContext, CheckResult, Outcome, check
+
+TITLE = "Manual steps"  # its heading in the step catalogue
+CATALOG_ORDER = 110
 
 
 @check("manual: {action}", parser=parsers.re(r"manual:\s*(?P<action>.+)"))

@@ -10,12 +10,15 @@ from typing import Any
 import pytest
 
 from runbooks.config import load_config
+from runbooks.context import ScenarioState
 from runbooks.registry import REGISTRY, load_step_modules
 from runbooks.result import CheckResult
-from runbooks.run import Run, ScenarioState
+from runbooks.session import Session
 from tests.support.status_service import status_service  # noqa: F401 - a fixture for every test module
 
 load_step_modules()
+
+pytest_plugins = ["tests.support.permissions"]  # every step's AWS calls must be within its permissions
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -26,14 +29,14 @@ def write_config(directory: Path, body: str) -> Path:
     return path
 
 
-def make_run(directory: Path, env_body: str, name: str = "test") -> Run:
+def make_run(directory: Path, env_body: str, name: str = "test") -> Session:
     """A started run for ``[environments.<name>]`` with ``env_body`` as its TOML body."""
     path = write_config(directory, f"[environments.{name}]\n" + textwrap.dedent(env_body))
     config = load_config(path)
-    return Run(config, config.environment(name)).start()
+    return Session(config, config.environment(name)).start()
 
 
-def evaluate(run: Run, func: Callable[..., CheckResult], state: ScenarioState | None = None, **args: Any
+def evaluate(run: Session, func: Callable[..., CheckResult], state: ScenarioState | None = None, **args: Any
              ) -> CheckResult:
     """Evaluate a check the way a step does (exceptions classified into ERROR, manual command filled)."""
     definition = next(d for d in REGISTRY.values() if d.func is func)
@@ -41,7 +44,7 @@ def evaluate(run: Run, func: Callable[..., CheckResult], state: ScenarioState | 
 
 
 @pytest.fixture
-def moto_run(tmp_path: Path) -> Iterator[Run]:
+def moto_run(tmp_path: Path) -> Iterator[Session]:
     """A run with the in-process moto target (empty account, eu-west-1); create resources with boto3."""
     run = make_run(tmp_path, 'aws = { target = "moto", region = "eu-west-1" }\n')
     yield run
@@ -49,11 +52,11 @@ def moto_run(tmp_path: Path) -> Iterator[Run]:
 
 
 @pytest.fixture
-def run_factory(tmp_path: Path) -> Iterator[Callable[[str], Run]]:
+def run_factory(tmp_path: Path) -> Iterator[Callable[[str], Session]]:
     """Build started runs from an environment body; all are stopped at teardown."""
-    runs: list[Run] = []
+    runs: list[Session] = []
 
-    def factory(env_body: str, name: str = "test") -> Run:
+    def factory(env_body: str, name: str = "test") -> Session:
         run = make_run(tmp_path, env_body, name)
         runs.append(run)
         return run

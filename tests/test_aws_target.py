@@ -18,9 +18,10 @@ import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
-from runbooks.aws import NotImplementedByTarget, describe_error, moto_implements, stub_gap
+from runbooks.faults import FaultKind, classify
 from runbooks.result import Outcome
-from runbooks.run import Run
+from runbooks.session import Session
+from runbooks.targets.aws import NotImplementedByTarget, moto_implements, stub_gap
 from steps.aws_backup import backup_plan_protects_table, vault_has_recent_recovery_point
 from steps.aws_s3 import bucket_exists
 from tests.conftest import evaluate
@@ -56,8 +57,9 @@ def test_moto_in_process_raises_not_implemented_error_or_404() -> None:
 
 def test_describe_error_names_the_operation_of_a_bare_not_implemented_error() -> None:
     exc = NotImplementedError("The get_backup_selection action has not been implemented")
-    assert describe_error(exc, "moto") == "the moto target does not implement GetBackupSelection"
-    assert describe_error(NotImplementedError("something else"), "moto") is None
+    assert classify(exc, "moto").reason == "the moto target does not implement GetBackupSelection"
+    assert classify(exc, "moto").kind is FaultKind.NOT_IMPLEMENTED
+    assert classify(NotImplementedError("something else"), "moto").kind is FaultKind.DEFECT
 
 
 def test_stub_gap_rules() -> None:
@@ -77,7 +79,7 @@ def test_stub_gap_rules() -> None:
 # --- in-process moto target ------------------------------------------------------------------------
 
 
-def test_in_process_gaps_become_errors_that_say_so(moto_run: Run) -> None:
+def test_in_process_gaps_become_errors_that_say_so(moto_run: Session) -> None:
     boto3.client("backup", region_name=REGION).create_backup_plan(BackupPlan=PLAN)
     ddb = boto3.client("dynamodb", region_name=REGION)
     ddb.create_table(TableName="orders", KeySchema=[{"AttributeName": "k", "KeyType": "HASH"}],
@@ -102,13 +104,13 @@ def test_in_process_gaps_become_errors_that_say_so(moto_run: Run) -> None:
 
 
 @pytest.fixture
-def endpoint_run(moto_server: MotoServer, run_factory: Callable[..., Run],  # noqa: F811
-                 endpoint_credentials: None) -> Iterator[Run]:  # noqa: F811
+def endpoint_run(moto_server: MotoServer, run_factory: Callable[..., Session],  # noqa: F811
+                 endpoint_credentials: None) -> Iterator[Session]:  # noqa: F811
     moto_server.reset()
     yield run_factory(f'aws = {{ target = "endpoint", url = "{moto_server.url}", region = "{REGION}" }}\n')
 
 
-def test_server_gaps_are_reported_at_the_first_attempt(moto_server: MotoServer, endpoint_run: Run) -> None:  # noqa: F811
+def test_server_gaps_are_reported_at_the_first_attempt(moto_server: MotoServer, endpoint_run: Session) -> None:  # noqa: F811
     plan_id = moto_server.client("backup", REGION).create_backup_plan(BackupPlan=PLAN)["BackupPlanId"]
     sent = attempts(endpoint_run.aws.client("backup"))
     # HTML 500: moto's server hit NotImplementedError; without the gap rule botocore would retry it 5 times
@@ -120,7 +122,7 @@ def test_server_gaps_are_reported_at_the_first_attempt(moto_server: MotoServer, 
     assert sent == Counter({"ListBackupSelections": 1, "ListRecoveryPointsByBackupVault": 1})
 
 
-def test_a_real_not_found_from_the_server_is_not_a_gap(endpoint_run: Run) -> None:
+def test_a_real_not_found_from_the_server_is_not_a_gap(endpoint_run: Session) -> None:
     result = evaluate(endpoint_run, bucket_exists, bucket="no-such-bucket-here")
     assert result.outcome is Outcome.FAIL
     assert result.observed == "the bucket does not exist"
@@ -129,7 +131,7 @@ def test_a_real_not_found_from_the_server_is_not_a_gap(endpoint_run: Run) -> Non
 # --- the call count -----------------------------------------------------------------------------
 
 
-def test_calls_count_every_request_and_no_memo_hit(moto_run: Run) -> None:
+def test_calls_count_every_request_and_no_memo_hit(moto_run: Session) -> None:
     s3 = boto3.client("s3", region_name=REGION)
     for i in range(3):
         s3.create_bucket(Bucket=f"count-{i}", CreateBucketConfiguration={"LocationConstraint": REGION})

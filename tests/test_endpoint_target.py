@@ -12,7 +12,7 @@ from collections.abc import Callable
 import pytest
 
 from runbooks.result import Outcome
-from runbooks.run import Run
+from runbooks.session import Session
 from steps.aws_dynamodb import table_active, table_gsi_active, table_has_tag, table_pitr_enabled
 from steps.aws_s3 import (
     BLOCK_FLAGS,
@@ -45,7 +45,7 @@ def server(moto_server: MotoServer) -> MotoServer:
 
 
 @pytest.fixture
-def run(server: MotoServer, run_factory: Callable[..., Run]) -> Run:
+def run(server: MotoServer, run_factory: Callable[..., Session]) -> Session:
     return run_factory(endpoint_env(server.url, max_attempts=1))
 
 
@@ -105,7 +105,7 @@ def provision(server: MotoServer) -> None:
     )
 
 
-def test_a_healthy_stack_passes(server: MotoServer, run: Run) -> None:
+def test_a_healthy_stack_passes(server: MotoServer, run: Session) -> None:
     provision(server)
     results = {
         "exists": evaluate(run, bucket_exists, bucket="ep-good"),
@@ -125,7 +125,7 @@ def test_a_healthy_stack_passes(server: MotoServer, run: Run) -> None:
     assert run.aws.calls >= 8  # real requests, answered by the server
 
 
-def test_a_drifted_stack_fails_with_what_was_observed(server: MotoServer, run: Run) -> None:
+def test_a_drifted_stack_fails_with_what_was_observed(server: MotoServer, run: Session) -> None:
     provision(server)
     checks = {
         "missing": (evaluate(run, bucket_exists, bucket="ep-absent"), "the bucket does not exist"),
@@ -157,7 +157,7 @@ def test_a_drifted_stack_fails_with_what_was_observed(server: MotoServer, run: R
     assert observed == {name: (Outcome.FAIL, text) for name, (_, text) in checks.items()}
 
 
-def test_account_level_block_is_read_from_the_endpoint(server: MotoServer, run: Run) -> None:
+def test_account_level_block_is_read_from_the_endpoint(server: MotoServer, run: Session) -> None:
     server.client("s3").create_bucket(Bucket="ep-account-covered")
     server.client("s3control").put_public_access_block(
         AccountId=ACCOUNT, PublicAccessBlockConfiguration=ALL_ON
@@ -169,7 +169,7 @@ def test_account_level_block_is_read_from_the_endpoint(server: MotoServer, run: 
     )
 
 
-def test_connection_refused_is_an_error(run_factory: Callable[..., Run]) -> None:
+def test_connection_refused_is_an_error(run_factory: Callable[..., Session]) -> None:
     url = closed_port_url()
     run = run_factory(endpoint_env(url, max_attempts=1, connect_timeout=1))
     result = evaluate(run, bucket_versioning_enabled, bucket="any-bucket")
@@ -179,7 +179,7 @@ def test_connection_refused_is_an_error(run_factory: Callable[..., Run]) -> None
     assert "network access" in result.hint
 
 
-def test_an_endpoint_that_never_answers_times_out(run_factory: Callable[..., Run]) -> None:
+def test_an_endpoint_that_never_answers_times_out(run_factory: Callable[..., Session]) -> None:
     with silent_server() as url:
         run = run_factory(endpoint_env(url, max_attempts=1, connect_timeout=0.3, read_timeout=0.3))
         started = time.monotonic()

@@ -15,7 +15,6 @@ import pytest
 from pytest_bdd import parsers
 
 from runbooks import registry
-from runbooks.aws import iam_action
 from runbooks.cli import build_parser, main
 from runbooks.iam_policy import (
     READ_ACTIONS,
@@ -28,6 +27,7 @@ from runbooks.iam_policy import (
 from runbooks.registry import StepDefinition, load_step_modules
 from runbooks.reports import read_results_json
 from runbooks.result import CheckResult, Outcome, StepRecord
+from runbooks.targets.aws import iam_action
 from tests.support.moto_iam import (
     MOTO_ALIASES,
     MOTO_UNENFORCED,

@@ -12,10 +12,11 @@ import pytest
 from botocore.exceptions import ClientError
 from pytest_bdd import parsers
 
-from runbooks.aws import ReadOnlyViolation, is_read_operation
+from runbooks.context import CheckContext, ScenarioState
 from runbooks.registry import StepDefinition
 from runbooks.result import CheckResult, Outcome
-from runbooks.run import CheckContext, Run, ScenarioState
+from runbooks.session import Session
+from runbooks.targets.aws import ReadOnlyViolation, is_read_operation
 from tests.support.moto_server import MotoServer
 
 pytest_plugins = ["tests.support.moto_server"]  # fixtures: moto_server, endpoint_credentials
@@ -25,7 +26,7 @@ pytestmark = [pytest.mark.usefixtures("endpoint_credentials"), pytest.mark.timeo
 
 
 @pytest.fixture
-def endpoint_run(moto_server: MotoServer, run_factory: Callable[..., Run]) -> Run:
+def endpoint_run(moto_server: MotoServer, run_factory: Callable[..., Session]) -> Session:
     return run_factory(
         f'aws = {{ target = "endpoint", url = "{moto_server.url}", region = "us-east-1", max_attempts = 1}}\n'
     )
@@ -37,7 +38,7 @@ def bucket_names(server: MotoServer) -> set[str]:
 
 def test_create_bucket_is_refused_and_never_reaches_the_server(
     moto_server: MotoServer,
-    endpoint_run: Run,
+    endpoint_run: Session,
 ) -> None:
     with pytest.raises(ReadOnlyViolation) as refused:
         endpoint_run.aws.client("s3").create_bucket(Bucket="guard-refused-bucket")
@@ -56,7 +57,7 @@ def test_create_bucket_is_refused_and_never_reaches_the_server(
 
 def test_reads_pass_the_guard_and_mutations_of_existing_resources_do_not(
     moto_server: MotoServer,
-    endpoint_run: Run,
+    endpoint_run: Session,
 ) -> None:
     plain = moto_server.client("s3")
     plain.create_bucket(Bucket="guard-existing-bucket")
@@ -84,7 +85,7 @@ def test_reads_pass_the_guard_and_mutations_of_existing_resources_do_not(
     ]
 
 
-def test_dynamodb_mutation_is_refused(moto_server: MotoServer, endpoint_run: Run) -> None:
+def test_dynamodb_mutation_is_refused(moto_server: MotoServer, endpoint_run: Session) -> None:
     plain = moto_server.client("dynamodb")
     plain.create_table(
         TableName="guard-table",
@@ -103,7 +104,7 @@ def test_dynamodb_mutation_is_refused(moto_server: MotoServer, endpoint_run: Run
 
 def test_assumed_role_session_is_guarded_too(
     moto_server: MotoServer,
-    run_factory: Callable[..., Run],
+    run_factory: Callable[..., Session],
 ) -> None:
     run = run_factory(
         f'aws = {{ target = "endpoint", url = "{moto_server.url}", region = "us-east-1", max_attempts = 1, '
@@ -120,7 +121,7 @@ def test_assumed_role_session_is_guarded_too(
 
 def test_a_check_that_mutates_becomes_an_error_naming_the_operation(
     moto_server: MotoServer,
-    endpoint_run: Run,
+    endpoint_run: Session,
 ) -> None:
     moto_server.client("s3").create_bucket(Bucket="guard-check-bucket")
 
@@ -146,7 +147,7 @@ def test_a_check_that_mutates_becomes_an_error_naming_the_operation(
         moto_server.client("s3").get_bucket_tagging(Bucket="guard-check-bucket")
 
 
-def test_the_in_process_moto_target_is_guarded_as_well(moto_run: Run) -> None:
+def test_the_in_process_moto_target_is_guarded_as_well(moto_run: Session) -> None:
     with pytest.raises(ReadOnlyViolation, match="s3:CreateBucket"):
         moto_run.aws.client("s3").create_bucket(
             Bucket="guard-moto-bucket", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"}

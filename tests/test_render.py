@@ -347,3 +347,54 @@ def test_css_colours_match_the_test(drifted_site):
     page = drifted_site.page()
     assert "--pass: #1a7f37;" in page and "--fail: #d1242f;" in page
 
+
+
+# One model of the site, walked by both writers -----------------------------------------------------------------
+def test_the_model_holds_raw_text_and_both_formats_walk_it(small_site):
+    from runbooks.config import load_config
+    from runbooks.render import build, load_results
+    from runbooks.render import html as html_writer
+    from runbooks.render import markdown as md_writer
+
+    root = small_site.parent
+    config = load_config(root / "runbooks.toml")
+    site = build(config, [config.features], load_results(root / "results.json"))
+    check = next(rb for rb in site.runbooks if rb.source == "features/ops/check.feature")
+    assert check.title == "Check <script>alert(1)</script> & friends"  # escaped by the writers, not the model
+    assert [g.name for g in site.categories] == ["ops"] and site.run and site.run.where == "test (moto)"
+    assert [(p.outcome, p.line) for p in check.problems] == [(Outcome.FAIL, 13), (Outcome.ERROR, 10)]
+    human = check.scenarios[1].steps[-1]
+    assert human.human and human.text == "tell the <team> channel" and human.outcome is Outcome.MANUAL
+    # Both pages are written from this one model, byte for byte what the command wrote.
+    assert html_writer.runbook_page(site, check) == (small_site / "ops" / "check.html").read_text()
+    assert md_writer.runbook_page(site, check) == (small_site / "ops" / "check.md").read_text()
+    assert md_writer.index_page(site) == (small_site / "index.md").read_text()
+    lines = [s.line for s in check.background + [s for sc in check.scenarios for s in sc.steps]]
+    html_lines = [int(n) for n in re.findall(r'<li class="step[^"]*" id="line-(\d+)">', html_writer.runbook_page(
+        site, check))]
+    assert html_lines == lines and len(re.findall(r"^- \[ \] ", md_writer.runbook_page(site, check), re.M)) == 5
+
+
+def test_secret_variables_stay_unresolved_in_every_page(tmp_path):
+    config = write_config(tmp_path, """\
+        [environments.test]
+        aws = { target = "moto", region = "eu-west-1" }
+        vars = { bucket = "public-bucket", token = "s3cr3t-token" }
+        secrets = ["token"]
+        """)
+    (tmp_path / "features" / "ops").mkdir(parents=True)
+    (tmp_path / "features" / "ops" / "check.feature").write_text(
+        'Feature: Secrets\n  Scenario: Buckets\n    Then the S3 bucket "{bucket}" exists\n'
+        '    Then the S3 bucket "{token}" exists\n')
+    results = tmp_path / "results.json"
+    write_results_json(results, {"environment": "test", "finished_at": "2026-03-01T10:00:00+00:00"}, [
+        record("Buckets", 'the S3 bucket "public-bucket" exists', 3, Outcome.PASS),
+        record("Buckets", 'the S3 bucket "{token}" exists', 4, Outcome.PASS),
+    ])
+    code, out, err = cli("render", "--config", str(config), "--results", str(results), "--out", str(tmp_path / "site"))
+    assert code == 0, out + err
+    pages = {p.name: p.read_text() for p in (tmp_path / "site").rglob("*.*")}
+    assert all("s3cr3t-token" not in text for text in pages.values())
+    assert "aws s3api head-bucket --bucket public-bucket" in pages["check.html"]
+    assert "aws s3api head-bucket --bucket {token}" in pages["check.html"]
+    assert '- [ ] **Then** the S3 bucket "{token}" exists — **PASS**' in pages["check.md"]

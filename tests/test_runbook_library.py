@@ -10,16 +10,15 @@ import json
 import re
 import socket
 from collections import defaultdict
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from runbooks.cli import main, tag_expression
+from runbooks.cli import main
 from runbooks.config import ConfigError
-from runbooks.features import Tag, parse_feature
+from runbooks.features import parse_feature
 from runbooks.sandbox.service import PortInUse, ReferenceService, metrics_text
 from runbooks.sandbox.stack import ServiceSpec, load_stack, terraform_lock_item
 from steps.aws_terraform import parse_lock
@@ -188,13 +187,8 @@ def test_every_runbook_first_checks_the_account() -> None:
         assert background and background[0].text == 'the AWS account is "{account_id}"', runbook
 
 
-def tag_matcher(tags: list[Tag]) -> Callable[..., bool]:
-    names = {t.name for t in tags}
-    return lambda name, /, **_: name in names
-
-
 def test_each_stage_command_of_the_promotion_runbooks_selects_its_scenarios() -> None:
-    from _pytest.mark.expression import Expression
+    from runbooks.tags import TagFilter
 
     commands = [(runbook, *m.groups()) for runbook in RUNBOOKS
                 for m in STAGE_COMMAND.finditer(parse_feature(REPO / runbook).description)]
@@ -204,9 +198,9 @@ def test_each_stage_command_of_the_promotion_runbooks_selects_its_scenarios() ->
     covered: dict[str, set[str]] = defaultdict(set)
     for runbook, _env, tags, path in commands:
         assert path == runbook  # a command runs the runbook that documents it
-        expression = Expression.compile(tag_expression(tags) or "")
+        expression = TagFilter(tags)
         feature = parse_feature(REPO / path)
-        selected = {sc.name for sc in feature.scenarios if expression.evaluate(tag_matcher(feature.tags + sc.tags))}
+        selected = {sc.name for sc in feature.scenarios if expression.selects(t.name for t in feature.tags + sc.tags)}
         assert selected, f"{path}: --tags {tags!r} selects no scenario"
         covered[path] |= selected
     for path, names in covered.items():  # every scenario belongs to some stage

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from runbooks.result import Outcome
-from runbooks.run import Run
+from runbooks.session import Session
 from steps.http import BODY_EXCERPT, service_answers
 from steps.manual import manual_step
 from tests.conftest import evaluate
@@ -55,7 +55,7 @@ def web() -> Iterator[str]:
 
 
 @pytest.fixture
-def web_run(web: str, run_factory: Callable[..., Run]) -> Run:
+def web_run(web: str, run_factory: Callable[..., Session]) -> Session:
     return run_factory(
         f"""\
         [environments.test.services]
@@ -65,7 +65,7 @@ def web_run(web: str, run_factory: Callable[..., Run]) -> Run:
     )
 
 
-def test_expected_status_in_time_passes(web: str, web_run: Run) -> None:
+def test_expected_status_in_time_passes(web: str, web_run: Session) -> None:
     result = evaluate(web_run, service_answers, service="web", path="/ok", status=200, ms=5000)
     assert result.outcome is Outcome.PASS
     assert result.resource == f"{web}/ok"
@@ -74,7 +74,7 @@ def test_expected_status_in_time_passes(web: str, web_run: Run) -> None:
     assert result.manual_command == f"curl -sS -o /dev/null -w '%{{http_code}} %{{time_total}}s\\n' {web}/ok"
 
 
-def test_manual_command_repeats_the_checks_trust_and_headers(web: str, run_factory: Callable[..., Run]) -> None:
+def test_manual_command_repeats_the_checks_trust_and_headers(web: str, run_factory: Callable[..., Session]) -> None:
     run = run_factory(
         f"""\
         [environments.test.services.web]
@@ -97,12 +97,12 @@ def test_manual_command_repeats_the_checks_trust_and_headers(web: str, run_facto
     assert insecure.manual_command.startswith("curl -sS -k -o /dev/null ")
 
 
-def test_service_base_path_is_kept(web: str, web_run: Run) -> None:
+def test_service_base_path_is_kept(web: str, web_run: Session) -> None:
     result = evaluate(web_run, service_answers, service="based", path="/ok", status=200, ms=5000)
     assert (result.outcome, result.resource) == (Outcome.PASS, f"{web}/base/ok")
 
 
-def test_other_status_fails_with_the_body(web: str, web_run: Run) -> None:
+def test_other_status_fails_with_the_body(web: str, web_run: Session) -> None:
     result = evaluate(web_run, service_answers, service="web", path="/ready", status=200, ms=5000)
     assert result.outcome is Outcome.FAIL
     assert result.expected == "HTTP 200 within 5000 ms"
@@ -111,20 +111,20 @@ def test_other_status_fails_with_the_body(web: str, web_run: Run) -> None:
     assert "web is not answering /ready" in result.hint
 
 
-def test_long_body_is_cut_to_an_excerpt(web_run: Run) -> None:
+def test_long_body_is_cut_to_an_excerpt(web_run: Session) -> None:
     result = evaluate(web_run, service_answers, service="web", path="/long", status=200, ms=5000)
     assert result.outcome is Outcome.FAIL
     body = result.observed.split(": ", 1)[1]
     assert body == "x" * BODY_EXCERPT + "..."
 
 
-def test_redirect_is_not_followed(web_run: Run) -> None:
+def test_redirect_is_not_followed(web_run: Session) -> None:
     result = evaluate(web_run, service_answers, service="web", path="/moved", status=200, ms=5000)
     assert result.outcome is Outcome.FAIL
     assert result.observed.startswith("HTTP 302 in ")
 
 
-def test_right_status_too_slow_fails(web_run: Run) -> None:
+def test_right_status_too_slow_fails(web_run: Session) -> None:
     # Any real answer takes more than 0 ms: the latency bound, not the status, fails it.
     result = evaluate(web_run, service_answers, service="web", path="/ok", status=200, ms=0)
     assert result.outcome is Outcome.FAIL
@@ -133,7 +133,7 @@ def test_right_status_too_slow_fails(web_run: Run) -> None:
     assert "slow" in result.hint
 
 
-def test_connection_refused_is_an_error(run_factory: Callable[..., Run]) -> None:
+def test_connection_refused_is_an_error(run_factory: Callable[..., Session]) -> None:
     url = closed_port_url()
     run = run_factory(f'services = {{ down = {{ url = "{url}", timeout_s = 2 }} }}\n')
     result = evaluate(run, service_answers, service="down", path="/health", status=200, ms=500)
@@ -143,7 +143,7 @@ def test_connection_refused_is_an_error(run_factory: Callable[..., Run]) -> None
     assert url in result.manual_command
 
 
-def test_no_answer_is_a_timeout_error(run_factory: Callable[..., Run]) -> None:
+def test_no_answer_is_a_timeout_error(run_factory: Callable[..., Session]) -> None:
     with silent_server() as url:
         run = run_factory(f'services = {{ hung = {{ url = "{url}", timeout_s = 0.3 }} }}\n')
         started = time.monotonic()
@@ -155,7 +155,7 @@ def test_no_answer_is_a_timeout_error(run_factory: Callable[..., Run]) -> None:
     assert "reachable" in result.hint
 
 
-def test_unknown_service_at_run_time_is_an_error_naming_it(web_run: Run) -> None:
+def test_unknown_service_at_run_time_is_an_error_naming_it(web_run: Session) -> None:
     result = evaluate(web_run, service_answers, service="wbe", path="/ok", status=200, ms=500)
     assert result.outcome is Outcome.ERROR
     assert (
@@ -164,7 +164,7 @@ def test_unknown_service_at_run_time_is_an_error_naming_it(web_run: Run) -> None
     )
 
 
-def test_manual_step_is_recorded_not_run(moto_run: Run) -> None:
+def test_manual_step_is_recorded_not_run(moto_run: Session) -> None:
     result = evaluate(moto_run, manual_step, action="page the on-call lead")
     assert result.outcome is Outcome.MANUAL
     assert (result.observed, result.hint) == ("performed by a person", "page the on-call lead")

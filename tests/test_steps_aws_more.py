@@ -18,7 +18,7 @@ import pytest
 from botocore.stub import Stubber
 
 from runbooks.result import Outcome
-from runbooks.run import Run
+from runbooks.session import Session
 from steps.aws_account import account_is, validate_account_id
 from steps.aws_backup import backup_plan_exists, backup_plan_protects_table, vault_has_recent_recovery_point
 from steps.aws_cloudwatch import alarm_not_firing
@@ -71,7 +71,7 @@ def ddb() -> Any:
 # --- S3 replication ---------------------------------------------------------------------------
 
 
-def test_replication_pass_and_every_fail(moto_run: Run, s3: Any) -> None:
+def test_replication_pass_and_every_fail(moto_run: Session, s3: Any) -> None:
     for name in ("src", "src-off", "src-elsewhere", "plain", "dst", "other"):
         bucket(s3, name, versioned=True)
     role = f"arn:aws:iam::{ACCOUNT}:role/replication"
@@ -99,7 +99,7 @@ def test_replication_pass_and_every_fail(moto_run: Run, s3: Any) -> None:
     assert (missing.outcome, missing.observed) == (Outcome.FAIL, "the bucket does not exist")
 
 
-def test_replication_names_the_scope_of_a_filtered_rule(moto_run: Run) -> None:
+def test_replication_names_the_scope_of_a_filtered_rule(moto_run: Session) -> None:
     # moto drops a rule's Filter.Prefix (it answers Prefix ''), so the answer AWS gives is stubbed
     answer = {"ReplicationConfiguration": {"Role": f"arn:aws:iam::{ACCOUNT}:role/r",
                                            "Rules": [rule("logs-only", "dst", prefix="logs/")]}}
@@ -113,7 +113,7 @@ def test_replication_names_the_scope_of_a_filtered_rule(moto_run: Run) -> None:
 # --- S3 objects under a prefix -------------------------------------------------------------------
 
 
-def test_objects_under_prefix_pass_and_fail(moto_run: Run, s3: Any) -> None:
+def test_objects_under_prefix_pass_and_fail(moto_run: Session, s3: Any) -> None:
     bucket(s3, "exports")
     for key in ("daily/1", "daily/2", "daily/3", "weekly/1"):
         s3.put_object(Bucket="exports", Key=key, Body=b"x")
@@ -128,7 +128,7 @@ def test_objects_under_prefix_pass_and_fail(moto_run: Run, s3: Any) -> None:
     assert (missing.outcome, missing.observed) == (Outcome.FAIL, "the bucket does not exist")
 
 
-def test_objects_under_prefix_do_not_count_folder_markers(moto_run: Run, s3: Any) -> None:
+def test_objects_under_prefix_do_not_count_folder_markers(moto_run: Session, s3: Any) -> None:
     bucket(s3, "exports")
     for key in ("daily/", "daily/2026/", "daily/2026/a.csv", "daily/2026/b.csv"):
         s3.put_object(Bucket="exports", Key=key, Body=b"" if key.endswith("/") else b"x")
@@ -139,7 +139,7 @@ def test_objects_under_prefix_do_not_count_folder_markers(moto_run: Run, s3: Any
     assert (ok.outcome, ok.observed) == (Outcome.PASS, "2 objects under 'daily/' (2 keys ending in '/' not counted)")
 
 
-def test_objects_listing_stops_once_the_count_is_reached(moto_run: Run) -> None:
+def test_objects_listing_stops_once_the_count_is_reached(moto_run: Session) -> None:
     client = moto_run.aws.client("s3")
     page = {"IsTruncated": True, "KeyCount": 1000, "NextContinuationToken": "t2",
             "Contents": [{"Key": f"big/{i}"} for i in range(1000)]}
@@ -153,7 +153,7 @@ def test_objects_listing_stops_once_the_count_is_reached(moto_run: Run) -> None:
 # --- DynamoDB restore window ---------------------------------------------------------------------
 
 
-def test_restore_window(moto_run: Run, ddb: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_restore_window(moto_run: Session, ddb: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     table(ddb, "no-pitr")
     table(ddb, "fresh-pitr")
     table(ddb, "old-pitr")
@@ -187,7 +187,7 @@ def test_restore_window(moto_run: Run, ddb: Any, monkeypatch: pytest.MonkeyPatch
 
 
 @pytest.fixture
-def plan_id(moto_run: Run) -> str:
+def plan_id(moto_run: Session) -> str:
     backup = boto3.client("backup", region_name=REGION)
     backup.create_backup_vault(BackupVaultName="vault")
     created = backup.create_backup_plan(BackupPlan={
@@ -196,7 +196,7 @@ def plan_id(moto_run: Run) -> str:
     return str(created["BackupPlanId"])
 
 
-def test_backup_plan_exists(moto_run: Run, plan_id: str) -> None:
+def test_backup_plan_exists(moto_run: Session, plan_id: str) -> None:
     ok = evaluate(moto_run, backup_plan_exists, plan="nightly")
     assert (ok.outcome, ok.observed) == (Outcome.PASS, f"plan id {plan_id}, never ran")
     missing = evaluate(moto_run, backup_plan_exists, plan="weekly")
@@ -204,7 +204,7 @@ def test_backup_plan_exists(moto_run: Run, plan_id: str) -> None:
 
 
 @pytest.fixture
-def selections(moto_run: Run, plan_id: str) -> Iterator[Callable[..., None]]:
+def selections(moto_run: Session, plan_id: str) -> Iterator[Callable[..., None]]:
     """Stub ListBackupSelections + GetBackupSelection (moto lacks both) on the run's backup client."""
     stubber = Stubber(moto_run.aws.client("backup"))
 
@@ -227,7 +227,7 @@ def selections(moto_run: Run, plan_id: str) -> Iterator[Callable[..., None]]:
     stubber.deactivate()
 
 
-def test_plan_protects_table_by_wildcard(moto_run: Run, ddb: Any, selections: Callable[..., None]) -> None:
+def test_plan_protects_table_by_wildcard(moto_run: Session, ddb: Any, selections: Callable[..., None]) -> None:
     table(ddb, "orders")
     selections({"SelectionName": "logs", "Resources": ["arn:aws:s3:::*"]},
                {"SelectionName": "tables", "Resources": ["arn:aws:dynamodb:*:*:table/*"]})
@@ -236,7 +236,7 @@ def test_plan_protects_table_by_wildcard(moto_run: Run, ddb: Any, selections: Ca
     assert result.observed == "selection 'tables' selects it (by 'arn:aws:dynamodb:*:*:table/*')"
 
 
-def test_plan_protects_table_by_tag(moto_run: Run, ddb: Any, selections: Callable[..., None]) -> None:
+def test_plan_protects_table_by_tag(moto_run: Session, ddb: Any, selections: Callable[..., None]) -> None:
     table(ddb, "orders", {"backup": "daily"})
     selections({"SelectionName": "tagged", "ListOfTags": [
         {"ConditionType": "STRINGEQUALS", "ConditionKey": "backup", "ConditionValue": "daily"}]})
@@ -245,7 +245,7 @@ def test_plan_protects_table_by_tag(moto_run: Run, ddb: Any, selections: Callabl
         Outcome.PASS, "selection 'tagged' selects it (by tag backup=daily)")
 
 
-def test_plan_does_not_protect_table(moto_run: Run, ddb: Any, selections: Callable[..., None]) -> None:
+def test_plan_does_not_protect_table(moto_run: Session, ddb: Any, selections: Callable[..., None]) -> None:
     arn = table(ddb, "orders", {"backup": "never"})
     selections(
         {"SelectionName": "others", "Resources": ["arn:aws:dynamodb:*:*:table/users"]},
@@ -264,7 +264,7 @@ def test_plan_does_not_protect_table(moto_run: Run, ddb: Any, selections: Callab
     assert arn in result.hint
 
 
-def test_plan_or_table_missing_fails_before_selections(moto_run: Run, ddb: Any, plan_id: str) -> None:
+def test_plan_or_table_missing_fails_before_selections(moto_run: Session, ddb: Any, plan_id: str) -> None:
     table(ddb, "orders")
     no_plan = evaluate(moto_run, backup_plan_protects_table, plan="weekly", table="orders")
     assert (no_plan.outcome, no_plan.observed) == (Outcome.FAIL, NO_WEEKLY)
@@ -272,7 +272,7 @@ def test_plan_or_table_missing_fails_before_selections(moto_run: Run, ddb: Any, 
     assert (no_table.outcome, no_table.observed) == (Outcome.FAIL, "the table does not exist")
 
 
-def stub_points(moto_run: Run, arn: str, points: list[dict[str, Any]] | None, error: str = "") -> Stubber:
+def stub_points(moto_run: Session, arn: str, points: list[dict[str, Any]] | None, error: str = "") -> Stubber:
     stubber = Stubber(moto_run.aws.client("backup"))
     params = {"BackupVaultName": "vault", "ByResourceArn": arn}
     if error:
@@ -302,7 +302,7 @@ def point(arn: str, age_h: float, status: str = "COMPLETED") -> dict[str, Any]:
         ([], Outcome.FAIL, "no COMPLETED or AVAILABLE recovery point"),
     ],
 )
-def test_recovery_points(moto_run: Run, ddb: Any, ages: list[tuple[float, str]], outcome: Outcome,
+def test_recovery_points(moto_run: Session, ddb: Any, ages: list[tuple[float, str]], outcome: Outcome,
                          observed: str) -> None:
     arn = table(ddb, "orders")
     stub_points(moto_run, arn, [point(arn, age, status) for age, status in ages])
@@ -313,7 +313,7 @@ def test_recovery_points(moto_run: Run, ddb: Any, ages: list[tuple[float, str]],
     assert result.expected == "a COMPLETED or AVAILABLE recovery point newer than 24 h"
 
 
-def test_recovery_points_of_a_deleted_table(moto_run: Run) -> None:
+def test_recovery_points_of_a_deleted_table(moto_run: Session) -> None:
     # no table "orders-gone" (deleted): its ARN is built from the account, partition and region
     arn = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/orders-gone"
     stub_points(moto_run, arn, [point(arn, 3)])
@@ -323,7 +323,7 @@ def test_recovery_points_of_a_deleted_table(moto_run: Run) -> None:
     assert result.observed.endswith("(COMPLETED, 3.0 h ago); table orders-gone no longer exists")
 
 
-def test_deleted_table_arn_takes_the_partition_of_the_caller(moto_run: Run) -> None:
+def test_deleted_table_arn_takes_the_partition_of_the_caller(moto_run: Session) -> None:
     arn = f"arn:aws-cn:dynamodb:{REGION}:{ACCOUNT}:table/orders-gone"
     with Stubber(moto_run.aws.client("sts")) as sts:
         sts.add_response("get_caller_identity", {"UserId": "AIDA", "Account": ACCOUNT,
@@ -335,7 +335,7 @@ def test_deleted_table_arn_takes_the_partition_of_the_caller(moto_run: Run) -> N
     assert result.observed == "no COMPLETED or AVAILABLE recovery point; table orders-gone no longer exists"
 
 
-def test_recovery_points_by_arn_and_missing_vault(moto_run: Run) -> None:
+def test_recovery_points_by_arn_and_missing_vault(moto_run: Session) -> None:
     arn = "arn:aws:s3:::some-bucket"  # an ARN is used as given, no table lookup
     stub_points(moto_run, arn, None, error="ResourceNotFoundException")
     result = evaluate(moto_run, vault_has_recent_recovery_point, vault="vault", resource=arn, hours=24)
@@ -345,7 +345,7 @@ def test_recovery_points_by_arn_and_missing_vault(moto_run: Run) -> None:
 # --- CloudWatch alarms -----------------------------------------------------------------------------
 
 
-def test_alarm_states(moto_run: Run) -> None:
+def test_alarm_states(moto_run: Session) -> None:
     cw = boto3.client("cloudwatch", region_name=REGION)
     for name in ("quiet", "firing", "no-data"):
         cw.put_metric_alarm(AlarmName=name, MetricName="Errors", Namespace="App", Statistic="Sum", Period=60,
@@ -370,7 +370,7 @@ def test_alarm_states(moto_run: Run) -> None:
 # --- the account -------------------------------------------------------------------------------
 
 
-def test_account(moto_run: Run) -> None:
+def test_account(moto_run: Session) -> None:
     ok = evaluate(moto_run, account_is, account_id=ACCOUNT)
     assert ok.outcome is Outcome.PASS
     assert ok.observed.startswith(f"account {ACCOUNT} as arn:aws:")
@@ -386,7 +386,7 @@ def test_account(moto_run: Run) -> None:
 
 
 def test_access_denied_is_an_error_for_every_step(
-    iam_moto: EnforcingMoto, run_factory: Callable[..., Run], monkeypatch: pytest.MonkeyPatch,  # noqa: F811
+    iam_moto: EnforcingMoto, run_factory: Callable[..., Session], monkeypatch: pytest.MonkeyPatch,  # noqa: F811
 ) -> None:
     s3, admin_ddb = iam_moto.client("s3"), iam_moto.client("dynamodb")
     bucket(s3, "denied-src", versioned=True)

@@ -20,7 +20,7 @@ import pytest
 from runbooks.cli import main
 from runbooks.config import ConfigError, load_config
 from runbooks.result import CheckResult, Outcome
-from runbooks.run import Run
+from runbooks.session import Session
 from steps.containers import (
     container_healthy,
     container_restarted_at_most,
@@ -115,19 +115,19 @@ def docker_env(host: str | None, containers: str = json.dumps(DECLARED)) -> str:
 
 
 @pytest.fixture(scope="module")
-def run(fleet: dict[str, Any]) -> Iterator[Run]:
+def run(fleet: dict[str, Any]) -> Iterator[Session]:
     with tempfile.TemporaryDirectory() as directory:
         started = make_run(Path(directory), docker_env(fleet["url"]))
         yield started
         started.stop()
 
 
-def check(run: Run, func: Any, **args: Any) -> CheckResult:
+def check(run: Session, func: Any, **args: Any) -> CheckResult:
     return evaluate(run, func, **args)
 
 
 # running ------------------------------------------------------------------------------------------
-def test_running_passes_for_a_running_container(run: Run, fleet: dict[str, Any]) -> None:
+def test_running_passes_for_a_running_container(run: Session, fleet: dict[str, Any]) -> None:
     result = check(run, container_running, container="api")
     assert result.outcome is Outcome.PASS, result
     assert result.resource == f"container api ({fleet['url']})"
@@ -136,14 +136,14 @@ def test_running_passes_for_a_running_container(run: Run, fleet: dict[str, Any])
     assert result.manual_command == f"docker -H {fleet['url']} inspect -f '{{{{.State.Status}}}}' api"
 
 
-def test_running_fails_for_an_exited_container_with_its_exit_code(run: Run) -> None:
+def test_running_fails_for_an_exited_container_with_its_exit_code(run: Session) -> None:
     result = check(run, container_running, container="stopped")
     assert result.outcome is Outcome.FAIL, result
     assert result.observed.startswith("exited with code 3 at 20"), result.observed
     assert "logs --tail 50 stopped" in result.hint
 
 
-def test_missing_container_fails_with_no_such_container(run: Run) -> None:
+def test_missing_container_fails_with_no_such_container(run: Session) -> None:
     for func, extra in (
         (container_running, {}),
         (container_healthy, {}),
@@ -196,7 +196,7 @@ def test_default_engine_comes_from_docker_host(
 
 
 # healthy ------------------------------------------------------------------------------------------
-def test_healthy_passes_when_the_health_check_passes(run: Run) -> None:
+def test_healthy_passes_when_the_health_check_passes(run: Session) -> None:
     result = check(run, container_healthy, container="api")
     assert result.outcome is Outcome.PASS, result
     assert (result.expected, result.observed) == (
@@ -205,34 +205,34 @@ def test_healthy_passes_when_the_health_check_passes(run: Run) -> None:
     )
 
 
-def test_healthy_fails_when_unhealthy_with_the_probe_output(run: Run) -> None:
+def test_healthy_fails_when_unhealthy_with_the_probe_output(run: Session) -> None:
     result = check(run, container_healthy, container="worker")
     assert result.outcome is Outcome.FAIL, result
     assert result.observed.startswith("health: unhealthy after ")
     assert result.observed.endswith("last probe exit 1: database unreachable"), result.observed
 
 
-def test_healthy_fails_without_a_health_check(run: Run) -> None:
+def test_healthy_fails_without_a_health_check(run: Session) -> None:
     result = check(run, container_healthy, container="plain")
     assert result.outcome is Outcome.FAIL, result
     assert result.observed == "has no health check"
     assert "HEALTHCHECK" in result.hint
 
 
-def test_healthy_fails_while_starting_with_the_last_probe(run: Run) -> None:
+def test_healthy_fails_while_starting_with_the_last_probe(run: Session) -> None:
     result = check(run, container_healthy, container="warming")
     assert result.outcome is Outcome.FAIL, result
     assert result.observed == "health: starting; last probe exit 1: warming up caches"
 
 
-def test_healthy_fails_for_a_stopped_container(run: Run) -> None:
+def test_healthy_fails_for_a_stopped_container(run: Session) -> None:
     result = check(run, container_healthy, container="stopped")
     assert result.outcome is Outcome.FAIL, result
     assert result.observed.startswith("not running: exited with code 3")
 
 
 # image --------------------------------------------------------------------------------------------
-def test_image_passes_for_the_tag_it_was_started_from(run: Run, fleet: dict[str, Any]) -> None:
+def test_image_passes_for_the_tag_it_was_started_from(run: Session, fleet: dict[str, Any]) -> None:
     result = check(run, container_runs_image, container="api", image="rb-healthy:1")
     assert result.outcome is Outcome.PASS, result
     short = fleet["ids"]["healthy"].split(":")[1][:12]
@@ -242,7 +242,7 @@ def test_image_passes_for_the_tag_it_was_started_from(run: Run, fleet: dict[str,
 
 @pytest.mark.parametrize("image", ["registry.example.com/acme/api:1.4.2", "ID12", "ID64"])
 def test_image_passes_for_another_tag_or_the_id_of_the_same_image(
-    run: Run, fleet: dict[str, Any], image: str
+    run: Session, fleet: dict[str, Any], image: str
 ) -> None:
     hex_id = fleet["ids"]["healthy"].split(":")[1]
     image = {"ID12": hex_id[:12], "ID64": f"sha256:{hex_id}"}.get(image, image)
@@ -251,7 +251,7 @@ def test_image_passes_for_another_tag_or_the_id_of_the_same_image(
     assert result.expected == f"image {image}"
 
 
-def test_image_fails_for_another_image_and_says_what_runs(run: Run, fleet: dict[str, Any]) -> None:
+def test_image_fails_for_another_image_and_says_what_runs(run: Session, fleet: dict[str, Any]) -> None:
     result = check(run, container_runs_image, container="worker", image="rb-healthy:1")
     assert result.outcome is Outcome.FAIL, result
     short = fleet["ids"]["unhealthy"].split(":")[1][:12]
@@ -259,14 +259,14 @@ def test_image_fails_for_another_image_and_says_what_runs(run: Run, fleet: dict[
     assert result.hint.startswith("deploy rb-healthy:1")
 
 
-def test_image_without_tag_means_latest(run: Run) -> None:
+def test_image_without_tag_means_latest(run: Session) -> None:
     result = check(run, container_runs_image, container="api", image="rb-healthy")
     assert result.outcome is Outcome.FAIL, result  # rb-healthy:latest is not what runs
     assert result.observed.startswith("image rb-healthy:1 ")
 
 
 def test_image_fails_when_the_tag_moved_after_the_container_was_created(
-    run: Run, fleet: dict[str, Any]
+    run: Session, fleet: dict[str, Any]
 ) -> None:
     result = check(run, container_runs_image, container="moved", image="rb-app:moving")
     assert result.outcome is Outcome.FAIL, result
@@ -279,7 +279,7 @@ def test_image_fails_when_the_tag_moved_after_the_container_was_created(
 
 
 # restarts -----------------------------------------------------------------------------------------
-def test_restart_count_fails_above_the_limit_and_passes_within_it(run: Run) -> None:
+def test_restart_count_fails_above_the_limit_and_passes_within_it(run: Session) -> None:
     failed = check(run, container_restarted_at_most, container="crashy", count=0)
     assert failed.outcome is Outcome.FAIL, failed
     assert failed.expected == "at most 0 restart(s)"
@@ -292,7 +292,7 @@ def test_restart_count_fails_above_the_limit_and_passes_within_it(run: Run) -> N
     assert passed.observed.startswith("restarted ")
 
 
-def test_restart_count_passes_at_zero_for_a_steady_container(run: Run, fleet: dict[str, Any]) -> None:
+def test_restart_count_passes_at_zero_for_a_steady_container(run: Session, fleet: dict[str, Any]) -> None:
     result = check(run, container_restarted_at_most, container="api", count=0)
     # the count only covers the time since the last start, so the observed text says when that was
     started = fleet["client"].api.inspect_container("api")["State"]["StartedAt"]  # 2026-...T10:00:00.123Z
@@ -357,7 +357,7 @@ def test_engine_stopped_during_the_run_is_an_error(engine: Dockerd, tmp_path: Pa
     )
 
 
-def test_undeclared_container_at_run_time_is_an_error(run: Run) -> None:
+def test_undeclared_container_at_run_time_is_an_error(run: Session) -> None:
     result = check(run, container_running, container="apii")
     assert result.outcome is Outcome.ERROR
     assert result.observed == "container 'apii' is not defined by environment 'test'; did you mean 'api'?"
@@ -417,7 +417,7 @@ def test_docker_table_forms(tmp_path: Path) -> None:
         encoding="utf-8",
     )
     config = load_config(path)
-    assert config.environments["a"].docker == {"host": "tcp://10.0.0.5:2376"}
+    assert config.environments["a"].docker.host == "tcp://10.0.0.5:2376"
     assert config.environments["a"].containers == {"api": "api", "db": "db"}
     assert config.environments["b"].containers == {"api": "acme_api_1"}
 

@@ -10,7 +10,7 @@ import pytest
 from botocore.stub import Stubber
 
 from runbooks.result import CheckResult, Outcome
-from runbooks.run import Run
+from runbooks.session import Session
 from steps.aws_dynamodb import table_active, table_gsi_active, table_has_tag, table_pitr_enabled
 from tests.conftest import evaluate
 
@@ -59,7 +59,7 @@ def resource(table: str) -> str:
     ids=lambda v: getattr(v, "__name__", ""),
 )
 def test_missing_table_is_a_fail_saying_so(
-    moto_run: Run, func: Callable[..., CheckResult], args: dict[str, Any]
+    moto_run: Session, func: Callable[..., CheckResult], args: dict[str, Any]
 ) -> None:
     result = evaluate(moto_run, func, table="no-such-table", **args)
     assert result.outcome is Outcome.FAIL
@@ -69,7 +69,7 @@ def test_missing_table_is_a_fail_saying_so(
     assert result.expected
 
 
-def test_table_active_pass(moto_run: Run) -> None:
+def test_table_active_pass(moto_run: Session) -> None:
     table = make_table("active-table")
     result = evaluate(moto_run, table_active, table=table)
     assert (result.outcome, result.expected, result.observed) == (
@@ -80,7 +80,7 @@ def test_table_active_pass(moto_run: Run) -> None:
     assert result.manual_command.startswith("aws dynamodb describe-table --table-name active-table")
 
 
-def test_table_not_active_fails(moto_run: Run) -> None:
+def test_table_not_active_fails(moto_run: Session) -> None:
     # moto creates tables ACTIVE at once; a table still CREATING is answered by a stub.
     with Stubber(moto_run.aws.client("dynamodb")) as stub:
         stub.add_response(
@@ -92,7 +92,7 @@ def test_table_not_active_fails(moto_run: Run) -> None:
     assert (result.outcome, result.observed) == (Outcome.FAIL, "TableStatus CREATING")
 
 
-def test_pitr_off_fails(moto_run: Run) -> None:
+def test_pitr_off_fails(moto_run: Session) -> None:
     table = make_table("pitr-off")
     result = evaluate(moto_run, table_pitr_enabled, table=table)
     assert result.outcome is Outcome.FAIL
@@ -104,7 +104,7 @@ def test_pitr_off_fails(moto_run: Run) -> None:
     assert result.manual_command == "aws dynamodb describe-continuous-backups --table-name pitr-off"
 
 
-def test_pitr_on_passes(moto_run: Run) -> None:
+def test_pitr_on_passes(moto_run: Session) -> None:
     table = make_table("pitr-on")
     ddb().update_continuous_backups(
         TableName=table, PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True}
@@ -113,7 +113,7 @@ def test_pitr_on_passes(moto_run: Run) -> None:
     assert (result.outcome, result.observed) == (Outcome.PASS, "PointInTimeRecoveryStatus ENABLED")
 
 
-def test_gsi_present_passes_and_missing_fails(moto_run: Run) -> None:
+def test_gsi_present_passes_and_missing_fails(moto_run: Session) -> None:
     make_table("gsi-table", indexes=("email-index", "name-index"))
     make_table("plain-table")
 
@@ -132,7 +132,7 @@ def test_gsi_present_passes_and_missing_fails(moto_run: Run) -> None:
     assert (none.outcome, none.observed) == (Outcome.FAIL, "no GSI 'actor-index' (indexes: none)")
 
 
-def test_gsi_still_creating_fails(moto_run: Run) -> None:
+def test_gsi_still_creating_fails(moto_run: Session) -> None:
     with Stubber(moto_run.aws.client("dynamodb")) as stub:
         stub.add_response(
             "describe_table",
@@ -158,7 +158,7 @@ def test_gsi_still_creating_fails(moto_run: Run) -> None:
         ({"owner": "platform-team"}, Outcome.PASS, "tag owner=platform-team"),
     ],
 )
-def test_table_tag(moto_run: Run, tags: dict[str, str] | None, outcome: Outcome, observed: str) -> None:
+def test_table_tag(moto_run: Session, tags: dict[str, str] | None, outcome: Outcome, observed: str) -> None:
     table = make_table("tagged-table", tags=tags)
     result = evaluate(moto_run, table_has_tag, table=table, key="owner", value="platform-team")
     assert (result.outcome, result.expected, result.observed) == (
@@ -170,7 +170,7 @@ def test_table_tag(moto_run: Run, tags: dict[str, str] | None, outcome: Outcome,
         assert "tag-resource --resource-arn arn:aws:dynamodb:eu-west-1:" in result.hint
 
 
-def test_table_tag_on_a_later_page_is_found(moto_run: Run) -> None:
+def test_table_tag_on_a_later_page_is_found(moto_run: Session) -> None:
     # moto, like DynamoDB, pages ListTagsOfResource; the tag sought is on the second page.
     tags = {f"k{i:02d}": "v" for i in range(14)} | {"owner": "platform-team"}
     table = make_table("many-tags", tags=tags)
@@ -180,7 +180,7 @@ def test_table_tag_on_a_later_page_is_found(moto_run: Run) -> None:
     assert (result.outcome, result.observed) == (Outcome.PASS, "tag owner=platform-team")
 
 
-def test_access_denied_is_an_error_not_a_fail(moto_run: Run) -> None:
+def test_access_denied_is_an_error_not_a_fail(moto_run: Session) -> None:
     table = make_table("denied-table")
     with Stubber(moto_run.aws.client("dynamodb")) as stub:
         stub.add_client_error(

@@ -20,7 +20,7 @@ from botocore.stub import Stubber
 
 from runbooks import cli
 from runbooks.result import Outcome
-from runbooks.run import Run
+from runbooks.session import Session
 from steps.aws_fleet import (
     STUB_WORKERS,
     fleet_buckets_block_public_access,
@@ -82,7 +82,7 @@ def attempts(client: Any) -> Counter[str]:
 
 
 @pytest.fixture
-def buckets(moto_run: Run) -> Any:
+def buckets(moto_run: Session) -> Any:
     """acme-a..f: one offender or two per rule; other-x violates everything but does not match."""
     s3 = boto3.client("s3", region_name=REGION)
     make_bucket(s3, "acme-a")
@@ -95,7 +95,7 @@ def buckets(moto_run: Run) -> Any:
     return s3
 
 
-def test_bucket_fleet_lists_every_offender_and_only_them(moto_run: Run, buckets: Any) -> None:
+def test_bucket_fleet_lists_every_offender_and_only_them(moto_run: Session, buckets: Any) -> None:
     block = evaluate(moto_run, fleet_buckets_block_public_access, pattern="acme-*")
     assert block.outcome is Outcome.FAIL
     assert block.resource == "S3 buckets matching 'acme-*'"
@@ -119,7 +119,7 @@ def test_bucket_fleet_lists_every_offender_and_only_them(moto_run: Run, buckets:
         Outcome.PASS, f"the one matching bucket with tag 'owner' {LAGGING}")
 
 
-def test_account_level_block_covers_buckets_without_their_own(moto_run: Run, buckets: Any) -> None:
+def test_account_level_block_covers_buckets_without_their_own(moto_run: Session, buckets: Any) -> None:
     account = boto3.client("sts", region_name=REGION).get_caller_identity()["Account"]
     boto3.client("s3control", region_name=REGION).put_public_access_block(
         AccountId=account, PublicAccessBlockConfiguration=ALL_ON)
@@ -131,7 +131,7 @@ def test_account_level_block_covers_buckets_without_their_own(moto_run: Run, buc
     assert sent == Counter({"ListBuckets": 1})  # no bucket needed reading
 
 
-def test_no_match_is_a_failure(moto_run: Run, buckets: Any) -> None:
+def test_no_match_is_a_failure(moto_run: Session, buckets: Any) -> None:
     result = evaluate(moto_run, fleet_buckets_versioned, pattern="acme-prod-*")
     assert result.outcome is Outcome.FAIL
     assert result.observed == "no bucket matches 'acme-prod-*' (7 buckets in total)"
@@ -139,7 +139,7 @@ def test_no_match_is_a_failure(moto_run: Run, buckets: Any) -> None:
     assert (tables.outcome, tables.observed) == (Outcome.FAIL, "no table matches '*' (0 tables in total)")
 
 
-def test_table_fleet(moto_run: Run) -> None:
+def test_table_fleet(moto_run: Session) -> None:
     ddb = boto3.client("dynamodb", region_name=REGION)
     make_table(ddb, "acme-orders")
     make_table(ddb, "acme-users", pitr=False, tags={})  # no tags at all
@@ -158,7 +158,7 @@ def test_table_fleet(moto_run: Run) -> None:
         Outcome.PASS, f"all 2 matching tables with tag 'owner' {LAGGING}")
 
 
-def test_tags_without_the_tagging_api(moto_run: Run, buckets: Any) -> None:
+def test_tags_without_the_tagging_api(moto_run: Session, buckets: Any) -> None:
     """tag:GetResources denied: every bucket's tags are read one by one, same offenders, and it says so."""
     with Stubber(moto_run.aws.client("resourcegroupstaggingapi")) as stub:
         stub.add_client_error("get_resources", "AccessDeniedException", "not authorized", 400)
@@ -169,7 +169,7 @@ def test_tags_without_the_tagging_api(moto_run: Run, buckets: Any) -> None:
         "the tagging API was unavailable: access denied for GetResources")
 
 
-def test_a_stale_tagging_answer_is_confirmed_before_it_fails(moto_run: Run, buckets: Any) -> None:
+def test_a_stale_tagging_answer_is_confirmed_before_it_fails(moto_run: Session, buckets: Any) -> None:
     """The tagging API lags behind: it says acme-a has no owner tag. GetBucketTagging says it has."""
     stale = {"ResourceTagMappingList": [{"ResourceARN": "arn:aws:s3:::acme-a", "Tags": []},
                                         {"ResourceARN": "arn:aws:s3:::acme-f",
@@ -182,7 +182,7 @@ def test_a_stale_tagging_answer_is_confirmed_before_it_fails(moto_run: Run, buck
         "behind recent tag changes; 1 read from the bucket itself)")
 
 
-def test_memo_and_bounded_pool(moto_run: Run) -> None:
+def test_memo_and_bounded_pool(moto_run: Session) -> None:
     s3 = boto3.client("s3", region_name=REGION)
     for i in range(20):
         make_bucket(s3, f"memo-{i:02d}", versioned=i != 7)
@@ -214,7 +214,7 @@ def test_memo_and_bounded_pool(moto_run: Run) -> None:
 
 
 def test_a_bucket_that_cannot_be_read_is_never_an_offender(
-    iam_moto: EnforcingMoto, run_factory: Callable[..., Run], monkeypatch: pytest.MonkeyPatch,  # noqa: F811
+    iam_moto: EnforcingMoto, run_factory: Callable[..., Session], monkeypatch: pytest.MonkeyPatch,  # noqa: F811
 ) -> None:
     s3 = iam_moto.client("s3")
     for name, versioned in (("iam-ok", True), ("iam-off", False), ("iam-denied", False)):

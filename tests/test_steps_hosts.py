@@ -21,7 +21,8 @@ import pytest
 from runbooks.cli import main as cli_main
 from runbooks.config import load_config
 from runbooks.result import CheckResult, Outcome
-from runbooks.run import Run
+from runbooks.session import Session
+from runbooks.targets.hosts import HostConnection, display_url
 from steps import hosts
 from steps.hosts import (
     file_exists,
@@ -77,9 +78,9 @@ def write_env(directory: Path, hosts_table: dict[str, str], name: str = "test") 
     return path
 
 
-def start_run(directory: Path, hosts_table: dict[str, str]) -> Run:
+def start_run(directory: Path, hosts_table: dict[str, str]) -> Session:
     config = load_config(write_env(directory, hosts_table))
-    return Run(config, config.environment("test")).start()
+    return Session(config, config.environment("test")).start()
 
 
 def host_table(server: SshServer, blackhole_port: int) -> dict[str, str]:
@@ -99,7 +100,7 @@ def host_table(server: SshServer, blackhole_port: int) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def run(sshd: SshServer, blackhole: int, tmp_path_factory: pytest.TempPathFactory  # noqa: F811
-        ) -> Iterator[Run]:
+        ) -> Iterator[Session]:
     """One run for the module: its connections are reused by every check, as in a real run."""
     started = start_run(tmp_path_factory.mktemp("hosts-env"), host_table(sshd, blackhole))
     yield started
@@ -107,15 +108,15 @@ def run(sshd: SshServer, blackhole: int, tmp_path_factory: pytest.TempPathFactor
 
 
 @pytest.fixture
-def check(run: Run) -> Callable[..., CheckResult]:
+def check(run: Session) -> Callable[..., CheckResult]:
     def call(func: Callable[..., CheckResult], **args: object) -> CheckResult:
         return evaluate(run, func, **args)
 
     return call
 
 
-def label(run: Run, name: str) -> str:
-    return f"host {name} ({hosts.display_url(run.env.hosts[name])})"
+def label(run: Session, name: str) -> str:
+    return f"host {name} ({display_url(run.env.hosts[name])})"
 
 
 def assert_result(result: CheckResult, outcome: Outcome, *observed: str) -> None:
@@ -183,7 +184,7 @@ def test_service_without_any_service_manager_is_error(tmp_path, monkeypatch):
 )
 def test_service_verdicts_per_manager(manager, rc, stdout, stderr, load, outcome, observed):
     # systemd and OpenRC cannot run here: their answers are interpreted from their documented outputs.
-    call = hosts.HostCall(hosts.HostTarget("local://", "host h (local://)"), "service nginx running", "cmd")
+    call = hosts.HostCall(HostConnection("local://", "host h (local://)"), "service nginx running", "cmd")
     result = service_verdict(call, manager, "nginx", rc, stdout, stderr, load)
     assert result.outcome is outcome, result
     assert observed in result.observed, result
@@ -399,8 +400,8 @@ def test_a_run_opens_its_own_connections_and_closes_them(tmp_path, sshd):  # noq
 
     run = start_run(tmp_path, {"bastion": sshd.paramiko_url})
     assert evaluate(run, file_exists, host="bastion", path="/etc/passwd").outcome is Outcome.PASS
-    target = run._resources[("testinfra", sshd.paramiko_url)]
-    transport = target.host.backend.client.get_transport()
+    connection = run.targets["hosts"].connection("bastion")  # the run's own, opened by the check
+    transport = connection.host.backend.client.get_transport()
     assert transport.is_active()
     run.stop()
     assert not transport.is_active()
@@ -408,9 +409,9 @@ def test_a_run_opens_its_own_connections_and_closes_them(tmp_path, sshd):  # noq
 
 
 def test_display_url_drops_query_and_password():
-    assert hosts.display_url("ssh://ops:s3cret@db.example.com:2222?ssh_identity_file=/k") == \
+    assert display_url("ssh://ops:s3cret@db.example.com:2222?ssh_identity_file=/k") == \
         "ssh://ops@db.example.com:2222"
-    assert hosts.display_url("local://") == "local://"
+    assert display_url("local://") == "local://"
 
 
 # end to end ------------------------------------------------------------------------------------

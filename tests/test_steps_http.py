@@ -15,11 +15,12 @@ import pytest
 import trustme
 
 from runbooks.cli import main
+from runbooks.context import ScenarioState
 from runbooks.reports import read_results_json
 from runbooks.result import CheckResult, Outcome
-from runbooks.run import Run, ScenarioState
 from runbooks.sandbox.service import ReferenceService, metrics_text
 from runbooks.sandbox.stack import load_stack
+from runbooks.session import Session
 from steps.http import (
     NO_RESPONSE,
     RESPONSE_KEY,
@@ -130,10 +131,10 @@ Services = dict[str, Any]
 
 
 @pytest.fixture
-def run_with(run_factory: Callable[[str], Run]) -> Callable[[Services], Run]:
+def run_with(run_factory: Callable[[str], Session]) -> Callable[[Services], Session]:
     """A started run whose environment declares ``services`` (name -> URL or settings table)."""
 
-    def build(services: Services) -> Run:
+    def build(services: Services) -> Session:
         lines = ["[environments.test.services]"]
         for name, value in services.items():
             if isinstance(value, str):
@@ -146,7 +147,7 @@ def run_with(run_factory: Callable[[str], Run]) -> Callable[[Services], Run]:
     return build
 
 
-def get(run: Run, state: ScenarioState, path: str, service: str = "web") -> CheckResult:
+def get(run: Session, state: ScenarioState, path: str, service: str = "web") -> CheckResult:
     return evaluate(run, http_get, state, path=path, service=service)
 
 
@@ -579,7 +580,7 @@ def test_ratio_edge_cases(app, run_with, numerator, denominator, outcome, observ
 # --- TLS certificates ---------------------------------------------------------------------------------
 
 
-def tls_check(run: Run, service: str, days: int) -> CheckResult:
+def tls_check(run: Session, service: str, days: int) -> CheckResult:
     return evaluate(run, tls_certificate_valid_for, service=service, days=days)
 
 

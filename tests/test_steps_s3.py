@@ -11,7 +11,7 @@ import pytest
 from botocore.stub import Stubber
 
 from runbooks.result import CheckResult, Outcome
-from runbooks.run import Run
+from runbooks.session import Session
 from steps.aws_s3 import (
     BLOCK_FLAGS,
     bucket_blocks_public_access,
@@ -53,7 +53,7 @@ def put_encryption(bucket: str, algorithm: str, key: str | None = None) -> None:
 
 
 # existence -------------------------------------------------------------------------------------------
-def test_bucket_exists_pass(moto_run: Run) -> None:
+def test_bucket_exists_pass(moto_run: Session) -> None:
     make_bucket("exists-bucket")
     result = evaluate(moto_run, bucket_exists, bucket="exists-bucket")
     assert result.outcome is Outcome.PASS
@@ -77,7 +77,7 @@ def test_bucket_exists_pass(moto_run: Run) -> None:
     ids=lambda v: getattr(v, "__name__", ""),
 )
 def test_missing_bucket_is_a_fail_saying_so(
-    moto_run: Run, func: Callable[..., CheckResult], args: dict[str, Any]
+    moto_run: Session, func: Callable[..., CheckResult], args: dict[str, Any]
 ) -> None:
     result = evaluate(moto_run, func, bucket="no-such-bucket", **args)
     assert result.outcome is Outcome.FAIL
@@ -89,7 +89,7 @@ def test_missing_bucket_is_a_fail_saying_so(
 
 
 # public access block ---------------------------------------------------------------------------------
-def test_public_access_block_all_four_at_bucket_level_pass(moto_run: Run) -> None:
+def test_public_access_block_all_four_at_bucket_level_pass(moto_run: Session) -> None:
     bucket = make_bucket("pab-all")
     s3().put_public_access_block(Bucket=bucket, PublicAccessBlockConfiguration=ALL_ON)
     result = evaluate(moto_run, bucket_blocks_public_access, bucket=bucket)
@@ -98,7 +98,7 @@ def test_public_access_block_all_four_at_bucket_level_pass(moto_run: Run) -> Non
     assert result.expected.startswith("all four public-access-block settings on")
 
 
-def test_public_access_block_partial_fails_naming_the_flags_off(moto_run: Run) -> None:
+def test_public_access_block_partial_fails_naming_the_flags_off(moto_run: Session) -> None:
     bucket = make_bucket("pab-partial")
     s3().put_public_access_block(
         Bucket=bucket, PublicAccessBlockConfiguration=block(BlockPublicAcls=True, IgnorePublicAcls=True)
@@ -112,7 +112,7 @@ def test_public_access_block_partial_fails_naming_the_flags_off(moto_run: Run) -
     assert "put-public-access-block --bucket pab-partial" in result.hint
 
 
-def test_public_access_block_none_anywhere_fails_with_all_four_off(moto_run: Run) -> None:
+def test_public_access_block_none_anywhere_fails_with_all_four_off(moto_run: Session) -> None:
     bucket = make_bucket("pab-none")
     result = evaluate(moto_run, bucket_blocks_public_access, bucket=bucket)
     assert result.outcome is Outcome.FAIL
@@ -122,7 +122,7 @@ def test_public_access_block_none_anywhere_fails_with_all_four_off(moto_run: Run
     )
 
 
-def test_account_level_block_covers_a_bucket_without_its_own(moto_run: Run) -> None:
+def test_account_level_block_covers_a_bucket_without_its_own(moto_run: Session) -> None:
     # The real-AWS default: the account blocks public access, the bucket has no block of its own.
     bucket = make_bucket("pab-account")
     boto3.client("s3control", region_name=REGION).put_public_access_block(
@@ -133,7 +133,7 @@ def test_account_level_block_covers_a_bucket_without_its_own(moto_run: Run) -> N
     assert result.observed == "in effect (no bucket-level block; all four on)"
 
 
-def test_bucket_and_account_blocks_combine(moto_run: Run) -> None:
+def test_bucket_and_account_blocks_combine(moto_run: Session) -> None:
     # S3 applies the more restrictive of the two, flag by flag.
     bucket = make_bucket("pab-combined")
     s3().put_public_access_block(
@@ -150,7 +150,7 @@ def test_bucket_and_account_blocks_combine(moto_run: Run) -> None:
     )
 
 
-def test_account_block_partial_still_fails(moto_run: Run) -> None:
+def test_account_block_partial_still_fails(moto_run: Session) -> None:
     bucket = make_bucket("pab-account-partial")
     boto3.client("s3control", region_name=REGION).put_public_access_block(
         AccountId=ACCOUNT, PublicAccessBlockConfiguration=block(BlockPublicAcls=True)
@@ -162,7 +162,7 @@ def test_account_block_partial_still_fails(moto_run: Run) -> None:
 
 
 # versioning ------------------------------------------------------------------------------------------
-def test_versioning_enabled_pass(moto_run: Run) -> None:
+def test_versioning_enabled_pass(moto_run: Session) -> None:
     bucket = make_bucket("ver-enabled")
     s3().put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
     result = evaluate(moto_run, bucket_versioning_enabled, bucket=bucket)
@@ -173,14 +173,14 @@ def test_versioning_enabled_pass(moto_run: Run) -> None:
     )
 
 
-def test_versioning_never_enabled_fails(moto_run: Run) -> None:
+def test_versioning_never_enabled_fails(moto_run: Session) -> None:
     bucket = make_bucket("ver-never")
     result = evaluate(moto_run, bucket_versioning_enabled, bucket=bucket)
     assert (result.outcome, result.observed) == (Outcome.FAIL, "versioning never enabled")
     assert "put-bucket-versioning --bucket ver-never --versioning-configuration Status=Enabled" in result.hint
 
 
-def test_versioning_suspended_fails(moto_run: Run) -> None:
+def test_versioning_suspended_fails(moto_run: Session) -> None:
     bucket = make_bucket("ver-suspended")
     for status in ("Enabled", "Suspended"):
         s3().put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": status})
@@ -188,7 +188,7 @@ def test_versioning_suspended_fails(moto_run: Run) -> None:
     assert (result.outcome, result.observed) == (Outcome.FAIL, "versioning Suspended")
 
 
-def test_reads_are_memoised_within_a_run(moto_run: Run) -> None:
+def test_reads_are_memoised_within_a_run(moto_run: Session) -> None:
     bucket = make_bucket("ver-memo")
     assert evaluate(moto_run, bucket_versioning_enabled, bucket=bucket).outcome is Outcome.FAIL
     calls = moto_run.aws.calls
@@ -199,7 +199,7 @@ def test_reads_are_memoised_within_a_run(moto_run: Run) -> None:
 
 
 # encryption ------------------------------------------------------------------------------------------
-def test_encryption_none_fails(moto_run: Run) -> None:
+def test_encryption_none_fails(moto_run: Session) -> None:
     bucket = make_bucket("enc-none")
     result = evaluate(moto_run, bucket_encrypted_with, bucket=bucket, algorithm="AES256")
     assert result.outcome is Outcome.FAIL
@@ -223,7 +223,7 @@ def test_encryption_none_fails(moto_run: Run) -> None:
     ],
 )
 def test_encryption_algorithm(
-    moto_run: Run, configured: str, key: str | None, wanted: str, outcome: Outcome, observed: str
+    moto_run: Session, configured: str, key: str | None, wanted: str, outcome: Outcome, observed: str
 ) -> None:
     bucket = make_bucket("enc-bucket")
     put_encryption(bucket, configured, key)
@@ -252,7 +252,7 @@ def test_encryption_algorithm(
         ({"owner": "platform-team", "environment": "sandbox"}, Outcome.PASS, "tag owner=platform-team"),
     ],
 )
-def test_bucket_tag(moto_run: Run, tags: dict[str, str], outcome: Outcome, observed: str) -> None:
+def test_bucket_tag(moto_run: Session, tags: dict[str, str], outcome: Outcome, observed: str) -> None:
     bucket = make_bucket("tag-bucket")
     if tags:
         s3().put_bucket_tagging(
@@ -268,7 +268,7 @@ def test_bucket_tag(moto_run: Run, tags: dict[str, str], outcome: Outcome, obser
 
 
 # could not check -------------------------------------------------------------------------------------
-def test_access_denied_is_an_error_not_a_fail(moto_run: Run) -> None:
+def test_access_denied_is_an_error_not_a_fail(moto_run: Session) -> None:
     bucket = make_bucket("denied-bucket")
     client = moto_run.aws.client("s3")  # the run's cached client: what ctx.aws.read calls
     with Stubber(client) as stub:
@@ -289,7 +289,7 @@ def test_access_denied_is_an_error_not_a_fail(moto_run: Run) -> None:
     assert result.manual_command == "aws s3api get-bucket-versioning --bucket denied-bucket"
 
 
-def test_denied_account_level_block_is_an_error_not_a_fail(moto_run: Run) -> None:
+def test_denied_account_level_block_is_an_error_not_a_fail(moto_run: Session) -> None:
     # Without s3:GetAccountPublicAccessBlock the check cannot know; it must not claim a FAIL.
     bucket = make_bucket("denied-account")
     with Stubber(moto_run.aws.client("s3control")) as stub:
@@ -304,7 +304,7 @@ def test_denied_account_level_block_is_an_error_not_a_fail(moto_run: Run) -> Non
     assert result.observed.startswith("access denied for GetPublicAccessBlock (AccessDenied)")
 
 
-def test_throttling_is_an_error(moto_run: Run) -> None:
+def test_throttling_is_an_error(moto_run: Session) -> None:
     bucket = make_bucket("slow-bucket")
     with Stubber(moto_run.aws.client("s3")) as stub:
         stub.add_client_error("get_bucket_tagging", service_error_code="SlowDown", http_status_code=503)
@@ -315,7 +315,7 @@ def test_throttling_is_an_error(moto_run: Run) -> None:
 
 
 def test_live_target_without_credentials_is_an_error(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, run_factory: Callable[..., Run]
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, run_factory: Callable[..., Session]
 ) -> None:
     import os
 

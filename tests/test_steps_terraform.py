@@ -11,7 +11,7 @@ import pytest
 from botocore.stub import Stubber
 
 from runbooks.result import Outcome
-from runbooks.run import Run
+from runbooks.session import Session
 from steps.aws_terraform import no_stale_terraform_lock, parse_created
 from tests.conftest import evaluate
 
@@ -48,11 +48,11 @@ def put_digest() -> None:
     ddb().put_item(TableName=TABLE, Item={"LockID": {"S": STATE + "-md5"}, "Digest": {"S": "0cc175b9c0f1b6a8"}})
 
 
-def check(run: Run, minutes: int = 60) -> Any:
+def check(run: Session, minutes: int = 60) -> Any:
     return evaluate(run, no_stale_terraform_lock, table=TABLE, minutes=minutes)
 
 
-def test_empty_table_and_digest_items_pass(moto_run: Run) -> None:
+def test_empty_table_and_digest_items_pass(moto_run: Session) -> None:
     make_table()
     put_digest()
     result = check(moto_run)
@@ -62,7 +62,7 @@ def test_empty_table_and_digest_items_pass(moto_run: Run) -> None:
     assert result.manual_command.startswith(f"aws dynamodb scan --table-name {TABLE}")
 
 
-def test_a_recent_lock_passes_and_is_named(moto_run: Run) -> None:
+def test_a_recent_lock_passes_and_is_named(moto_run: Session) -> None:
     make_table()
     put_lock(minutes_ago=5, who="alice@laptop")
     result = check(moto_run)
@@ -72,7 +72,7 @@ def test_a_recent_lock_passes_and_is_named(moto_run: Run) -> None:
     assert "(5 min, OperationTypeApply, lock ID 5e1f-aa)" in result.observed
 
 
-def test_a_stale_lock_fails_with_who_when_and_the_unlock_command(moto_run: Run) -> None:
+def test_a_stale_lock_fails_with_who_when_and_the_unlock_command(moto_run: Session) -> None:
     make_table()
     put_digest()
     put_lock(minutes_ago=5, who="alice@laptop", lock_id="acme-tfstate/data/terraform.tfstate", info_id="fresh-1")
@@ -86,7 +86,7 @@ def test_a_stale_lock_fails_with_who_when_and_the_unlock_command(moto_run: Run) 
     assert result.evidence == {"stale": [STATE]}
 
 
-def test_several_stale_locks_get_one_unlock_command_each(moto_run: Run) -> None:
+def test_several_stale_locks_get_one_unlock_command_each(moto_run: Session) -> None:
     # force-unlock takes exactly one lock ID, and acts on the state of the directory it runs in
     make_table()
     other = "acme-tfstate/data/terraform.tfstate"
@@ -105,7 +105,7 @@ def test_several_stale_locks_get_one_unlock_command_each(moto_run: Run) -> None:
     assert result.evidence == {"stale": [STATE, other]}
 
 
-def test_the_threshold_decides(moto_run: Run) -> None:
+def test_the_threshold_decides(moto_run: Session) -> None:
     # the same (memoised) scan, judged against two thresholds
     make_table()
     put_lock(minutes_ago=90)
@@ -113,14 +113,14 @@ def test_the_threshold_decides(moto_run: Run) -> None:
     assert check(moto_run, minutes=60).outcome is Outcome.FAIL
 
 
-def test_missing_table_is_a_fail_not_an_error(moto_run: Run) -> None:
+def test_missing_table_is_a_fail_not_an_error(moto_run: Session) -> None:
     result = check(moto_run)
     assert result.outcome is Outcome.FAIL
     assert result.observed == "the lock table does not exist"
     assert "create the lock table" in result.hint
 
 
-def test_a_lock_without_a_readable_time_is_an_error(moto_run: Run) -> None:
+def test_a_lock_without_a_readable_time_is_an_error(moto_run: Session) -> None:
     make_table()
     ddb().put_item(TableName=TABLE, Item={"LockID": {"S": STATE}, "Info": {"S": "not json"}})
     result = check(moto_run)
@@ -128,7 +128,7 @@ def test_a_lock_without_a_readable_time_is_an_error(moto_run: Run) -> None:
     assert result.observed.startswith(f"cannot tell the age of lock(s): {STATE}: Info is not JSON")
 
 
-def test_an_unreadable_lock_does_not_hide_a_stale_one(moto_run: Run) -> None:
+def test_an_unreadable_lock_does_not_hide_a_stale_one(moto_run: Session) -> None:
     make_table()
     put_lock(minutes_ago=300, lock_id="acme-tfstate/a/terraform.tfstate")
     ddb().put_item(TableName=TABLE, Item={"LockID": {"S": "acme-tfstate/b/terraform.tfstate"},
@@ -138,7 +138,7 @@ def test_an_unreadable_lock_does_not_hide_a_stale_one(moto_run: Run) -> None:
     assert "also unreadable: acme-tfstate/b/terraform.tfstate: Info has no Created time" in result.observed
 
 
-def test_access_denied_is_an_error_not_a_fail(moto_run: Run) -> None:
+def test_access_denied_is_an_error_not_a_fail(moto_run: Session) -> None:
     client = moto_run.aws.client("dynamodb")
     with Stubber(client) as stub:
         stub.add_client_error("scan", service_error_code="AccessDeniedException",

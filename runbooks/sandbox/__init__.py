@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import boto3
 
 from ..config import Environment
@@ -36,12 +34,3 @@ class Sandbox:
     def stop(self) -> None:
         if self.service is not None:
             self.service.stop()
-
-
-def start_moto() -> Any:
-    """Start moto's in-process mock for every AWS service; the caller stops it."""
-    from moto import mock_aws
-
-    mock = mock_aws()
-    mock.start()
-    return mock

@@ -1,17 +1,20 @@
-"""AWS access for checks: one session and one client per service per run, read-only at the boundary.
+"""The AWS target: one session and one client per service per run, read-only at the boundary.
 
 The guard is a botocore ``before-call`` handler registered on the session, so it runs for every
 client the checks get, before a request is built or sent. Retries are botocore's own (adaptive mode).
+The target owns ``[environments.NAME.aws]`` and teaches the fault classification botocore's errors.
 """
 
 from __future__ import annotations
 
+import enum
 import importlib
 import re
 import threading
 from collections.abc import Callable, Hashable
 from concurrent.futures import Future
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 import boto3
@@ -19,7 +22,88 @@ import botocore.exceptions
 from botocore import xform_name
 from botocore.config import Config as BotoConfig
 
-from .config import AwsSettings
+from ..faults import Fault, FaultKind, register_classifier
+from . import Target, Where, register
+
+if TYPE_CHECKING:
+    from ..config import Environment
+    from ..resources import Resources
+
+
+class AwsKind(enum.StrEnum):
+    MOTO = "moto"  # in-process stub (the sandboxes provision it themselves)
+    ENDPOINT = "endpoint"  # any endpoint URL (a moto server, LocalStack): read-only like live
+    LIVE = "live"  # the default credential chain (+ optional profile / role to assume)
+    NONE = "none"  # the environment has no [aws]: AWS steps ERROR instead of checking an empty stub
+
+
+AWS_TARGETS = (AwsKind.MOTO.value, AwsKind.ENDPOINT.value, AwsKind.LIVE.value)
+
+
+@dataclass(frozen=True)
+class AwsSettings:
+    target: str = "moto"
+    region: str = "us-east-1"
+    endpoint_url: str | None = None
+    profile: str | None = None
+    role_arn: str | None = None
+    external_id: str | None = None
+    connect_timeout: float = 5.0
+    read_timeout: float = 15.0
+    max_attempts: int = 5
+    regions: tuple[str, ...] = ()  # scenarios tagged @all-regions run once per region (default: just `region`)
+
+    @property
+    def kind(self) -> AwsKind:
+        return AwsKind(self.target)
+
+    @property
+    def all_regions(self) -> tuple[str, ...]:
+        return tuple(self.regions) or (self.region,)
+
+
+_AWS_KEYS = set(AwsSettings.__dataclass_fields__) | {"url"}
+
+
+def _type_problem(key: str, value: Any) -> str | None:
+    expected = {"connect_timeout": (int, float), "read_timeout": (int, float), "max_attempts": (int,)}
+    if key == "regions":
+        if not isinstance(value, list) or not value or not all(isinstance(r, str) and r for r in value):
+            return "must be a non-empty list of region names"
+        return None
+    kinds = expected.get(key, (str,))
+    if isinstance(value, bool) or not isinstance(value, kinds):
+        return "must be a number" if kinds != (str,) else "must be a string"
+    return None
+
+
+def parse_settings(raw: dict[str, Any] | None, where: Where) -> AwsSettings:
+    """``[environments.NAME.aws]``; without it the environment has no AWS target (kind ``none``)."""
+    from ..names import did_you_mean
+
+    if raw is None:
+        return AwsSettings(target=AwsKind.NONE.value)
+    bad = set(raw) - _AWS_KEYS
+    if bad:
+        key = sorted(bad)[0]
+        raise where.error(f"unknown aws key {key!r}" + did_you_mean(key, _AWS_KEYS), "aws", key)
+    fields = {k: v for k, v in raw.items() if k != "url"}
+    if "url" in raw:
+        fields["endpoint_url"] = raw["url"]
+    for key, value in fields.items():
+        problem = _type_problem(key, value)
+        if problem:
+            raise where.error(f"aws.{key} {problem}", "aws", key)
+    if "regions" in fields:
+        fields["regions"] = tuple(fields["regions"])
+    settings = AwsSettings(**fields)
+    if settings.target not in AWS_TARGETS:
+        raise where.error(f"aws.target must be one of {', '.join(AWS_TARGETS)} (got {settings.target!r})",
+                          "aws", "target")
+    if settings.kind is AwsKind.ENDPOINT and not settings.endpoint_url:
+        raise where.error("aws.target 'endpoint' needs aws.url", "aws", "target")
+    return settings
+
 
 READ_PREFIXES = ("Describe", "Get", "List", "Head", "BatchGet")
 READ_OPERATIONS = {"Query", "Scan", "GetCallerIdentity", "AssumeRole"}
@@ -69,13 +153,18 @@ IAM_ACTIONS = {
     ("s3", "GetBucketReplication"): "s3:GetReplicationConfiguration",
     ("s3", "GetBucketLifecycleConfiguration"): "s3:GetLifecycleConfiguration",
     ("s3control", "GetPublicAccessBlock"): "s3:GetAccountPublicAccessBlock",
+    ("s3", "ListBuckets"): "s3:ListAllMyBuckets",
 }
 _DENIED_CODES = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation"}
 
 
+# botocore service names whose IAM prefix differs.
+IAM_PREFIXES = {"s3control": "s3", "resourcegroupstaggingapi": "tag"}
+
+
 def iam_action(service: str, operation: str) -> str:
     """The IAM action that authorises ``operation`` of the botocore ``service``."""
-    return IAM_ACTIONS.get((service, operation)) or f"{'s3' if service == 's3control' else service}:{operation}"
+    return IAM_ACTIONS.get((service, operation)) or f"{IAM_PREFIXES.get(service, service)}:{operation}"
 
 
 def _name_iam_action(http_response: Any = None, parsed: Any = None, model: Any = None, **_: Any) -> None:
@@ -181,50 +270,82 @@ def error_code(exc: BaseException) -> str:
     return ""
 
 
-def describe_error(exc: BaseException, target: str = "aws") -> str | None:
-    """A one-line reason for an exception that means "could not check", or None if it is not one."""
-    if isinstance(exc, ReadOnlyViolation | NotImplementedByTarget | NoAwsTarget):
-        return str(exc)
+@register_classifier
+def classify_aws(exc: BaseException, target: str = "aws") -> Fault | None:
+    """The fault behind a botocore (or stub) exception; None when it is not one of AWS's."""
+    if isinstance(exc, ReadOnlyViolation):
+        return Fault.of(FaultKind.READ_ONLY, str(exc))
+    if isinstance(exc, NotImplementedByTarget):
+        return Fault.of(FaultKind.NOT_IMPLEMENTED, str(exc))
+    if isinstance(exc, NoAwsTarget):
+        return Fault.of(FaultKind.NO_TARGET, str(exc), HINT_NO_TARGET)
     if isinstance(exc, NotImplementedError):
         match = _MOTO_NOT_IMPLEMENTED.search(str(exc))
         if match:
             operation = "".join(part.capitalize() for part in match.group(1).split("_"))
-            return str(NotImplementedByTarget(target, operation))
-    if isinstance(exc, botocore.exceptions.NoCredentialsError):
-        return "no AWS credentials found (environment, profile or instance role)"
-    if isinstance(exc, botocore.exceptions.PartialCredentialsError):
-        return f"incomplete AWS credentials: {exc}"
-    if isinstance(exc, botocore.exceptions.ProfileNotFound):
-        return f"AWS profile not found: {exc}"
-    if isinstance(exc, botocore.exceptions.ConnectTimeoutError | botocore.exceptions.ReadTimeoutError):
-        return f"timed out talking to AWS: {exc}"
-    if isinstance(exc, botocore.exceptions.EndpointConnectionError):
-        return f"could not connect to the AWS endpoint: {exc}"
-    if isinstance(exc, botocore.exceptions.ClientError):
-        code = error_code(exc)
-        operation = getattr(exc, "operation_name", "?")
-        message = exc.response.get("Error", {}).get("Message", "")
-        if code in CREDENTIAL_CODES:
-            return f"the AWS credentials were rejected for {operation} ({code}): {message}".rstrip(": ")
-        needed = exc.response.get("Error", {}).get("IamAction", "")
-        if code in ACCESS_CODES or (needed and not code):
-            reason = f"access denied for {operation} ({code or 'HTTP 403'}): {message}".rstrip(": ")
-            return reason + (f"; needs {needed}" if needed and needed not in message else "")
-        if code in THROTTLING_CODES:
-            return f"throttled on {operation} ({code}) after retries"
-        if code in {"NotImplemented", "InternalFailure", "InternalError", "ServiceUnavailable", "500"}:
-            return f"the {target} target could not answer {operation} ({code}): {message}".rstrip(": ")
+            return Fault.of(FaultKind.NOT_IMPLEMENTED, str(NotImplementedByTarget(target, operation)))
         return None
+    if isinstance(exc, botocore.exceptions.NoCredentialsError):
+        return Fault.of(FaultKind.NO_CREDENTIALS, "no AWS credentials found (environment, profile or instance role)")
+    if isinstance(exc, botocore.exceptions.PartialCredentialsError):
+        return Fault.of(FaultKind.NO_CREDENTIALS, f"incomplete AWS credentials: {exc}")
+    if isinstance(exc, botocore.exceptions.ProfileNotFound):
+        return Fault.of(FaultKind.NO_CREDENTIALS, f"AWS profile not found: {exc}")
+    if isinstance(exc, botocore.exceptions.ConnectTimeoutError | botocore.exceptions.ReadTimeoutError):
+        return Fault.of(FaultKind.TIMEOUT, f"timed out talking to AWS: {exc}")
+    if isinstance(exc, botocore.exceptions.EndpointConnectionError):
+        return Fault.of(FaultKind.CONNECTION, f"could not connect to the AWS endpoint: {exc}")
+    if isinstance(exc, botocore.exceptions.ClientError):
+        return _classify_client_error(exc, target)
     if isinstance(exc, botocore.exceptions.BotoCoreError):
-        return f"AWS client error: {exc}"
+        return Fault.of(FaultKind.CLIENT_ERROR, f"AWS client error: {exc}")
     return None
 
 
-class AwsTarget:
+HINT_NO_TARGET = "declare [environments.NAME.aws] in runbooks.toml for this environment"
+
+
+def _classify_client_error(exc: botocore.exceptions.ClientError, target: str) -> Fault | None:
+    code = error_code(exc)
+    operation = getattr(exc, "operation_name", "?")
+    error = exc.response.get("Error", {})
+    message = error.get("Message", "")
+    if code in CREDENTIAL_CODES:
+        return Fault.of(FaultKind.CREDENTIALS_REJECTED,
+                        f"the AWS credentials were rejected for {operation} ({code}): {message}".rstrip(": "))
+    needed = error.get("IamAction", "")
+    if code in ACCESS_CODES or (needed and not code):
+        reason = f"access denied for {operation} ({code or 'HTTP 403'}): {message}".rstrip(": ")
+        return Fault.of(FaultKind.ACCESS_DENIED,
+                        reason + (f"; needs {needed}" if needed and needed not in message else ""))
+    if code in THROTTLING_CODES:
+        return Fault.of(FaultKind.THROTTLED, f"throttled on {operation} ({code}) after retries")
+    if code in {"NotImplemented", "InternalFailure", "InternalError", "ServiceUnavailable", "500"}:
+        reason = f"the {target} target could not answer {operation} ({code}): {message}".rstrip(": ")
+        kind = FaultKind.NOT_IMPLEMENTED if code == "NotImplemented" else FaultKind.SERVICE_ERROR
+        return Fault.of(kind, reason, HINTS_DEFECT if kind is FaultKind.SERVICE_ERROR else None)
+    return None
+
+
+# Kept from the earlier wording: a 5xx from the target reads as "could not answer", hint as for a defect.
+HINTS_DEFECT = "this is a defect in the check or the target; re-run with -v and report it"
+
+
+# Called with (botocore service, operation) for every AWS request a run sends (tests record them).
+CALL_OBSERVERS: list[Callable[[str, str], None]] = []
+
+
+@register
+class AwsTarget(Target):
     """Sessions, guarded clients and a per-run memo of read calls for one environment."""
 
-    def __init__(self, settings: AwsSettings, read_only: bool = True) -> None:
-        self.settings = settings
+    name = "aws"
+    section = "aws"
+    capabilities = {"aws-backup": "the moto target does not implement AWS Backup selections and recovery points"}
+
+    def __init__(self, env: Environment, resources: Resources, read_only: bool = True) -> None:
+        super().__init__(env, resources)
+        self.settings = env.aws
         self.read_only = read_only
         self._lock = threading.Lock()
         self._clients: dict[tuple[str, str], Any] = {}
@@ -234,9 +355,37 @@ class AwsTarget:
         # its own lock: AssumeRole is counted while session() holds self._lock
         self._calls_lock = threading.Lock()
 
+    @classmethod
+    def parse(cls, raw: Any, where: Where) -> AwsSettings:
+        return parse_settings(raw, where)
+
+    @classmethod
+    def can(cls, env: Environment, capability: str) -> bool:
+        return env.aws.kind is not AwsKind.MOTO
+
     @property
-    def name(self) -> str:
+    def kind(self) -> AwsKind:
+        return self.settings.kind
+
+    def open(self) -> None:
+        if self.kind is AwsKind.MOTO:  # the in-process stub lives as long as the run
+            from moto import mock_aws
+
+            mock = mock_aws()
+            mock.start()
+            self.resources.on_close(mock.stop)
+
+    @property
+    def target_name(self) -> str:
+        """How the target is named in reasons: "moto", "endpoint", "live"."""
         return self.settings.target
+
+    def in_region(self, region: str | None) -> AwsTarget | RegionView:
+        """This target, or a view of it whose default region is ``region``."""
+        return self if region in (None, self.settings.region) else RegionView(self, region)
+
+    def classify(self, exc: BaseException) -> Fault | None:
+        return classify_aws(exc, self.target_name)
 
     def boto_config(self) -> BotoConfig:
         return BotoConfig(
@@ -282,15 +431,18 @@ class AwsTarget:
             session.events.register("before-call.*.*", _guard)
         session.events.register("before-call.*.*", self._count)
         session.events.register("after-call.*.*", _name_iam_action)
-        if self.name != "live":
-            session.events.register("needs-retry", _stub_gap_handler(self.name))
+        if self.kind is not AwsKind.LIVE:
+            session.events.register("needs-retry", _stub_gap_handler(self.target_name))
 
-    def _count(self, **_: Any) -> None:
+    def _count(self, model: Any = None, **_: Any) -> None:
         with self._calls_lock:
             self.calls += 1
+        if model is not None:
+            for observer in CALL_OBSERVERS:
+                observer(model.service_model.service_name, model.name)
 
     def client(self, service: str, region: str | None = None) -> Any:
-        if self.settings.target == "none":
+        if self.kind is AwsKind.NONE:
             raise NoAwsTarget()
         region = region or self.settings.region
         key = (service, region)
@@ -345,7 +497,7 @@ class AwsTarget:
         return self.memo(("paginate", service, region or self.settings.region, operation, _freeze(params)), fetch)
 
     def _gap(self, client: Any, operation: str) -> NotImplementedByTarget:
-        return NotImplementedByTarget(self.name, client.meta.method_to_api_mapping.get(operation, operation))
+        return NotImplementedByTarget(self.target_name, client.meta.method_to_api_mapping.get(operation, operation))
 
     def memo(self, key: Hashable, compute: Callable[[], Any]) -> Any:
         with self._lock:
@@ -384,3 +536,30 @@ def _freeze(value: Any) -> Hashable:
     if isinstance(value, list | tuple):
         return tuple(_freeze(v) for v in value)
     return value  # type: ignore[no-any-return]
+
+
+class RegionView:
+    """The run's AWS target seen from one region: same clients, same memo, another default region."""
+
+    def __init__(self, target: AwsTarget, region: str | None) -> None:
+        self._target = target
+        self.region = region or target.settings.region
+        self.settings = replace(target.settings, region=self.region)
+
+    def read(self, service: str, operation: str, region: str | None = None, **params: Any) -> Any:
+        return self._target.read(service, operation, region or self.region, **params)
+
+    def paginate(self, service: str, operation: str, region: str | None = None, **params: Any) -> Any:
+        return self._target.paginate(service, operation, region or self.region, **params)
+
+    def client(self, service: str, region: str | None = None) -> Any:
+        return self._target.client(service, region or self.region)
+
+    def memo(self, key: Any, compute: Callable[[], Any]) -> Any:
+        return self._target.memo((self.region, key), compute)
+
+    def call(self, service: str, operation: str, region: str | None = None, **params: Any) -> Any:
+        return self._target.call(service, operation, region or self.region, **params)
+
+    def __getattr__(self, name: str) -> Any:  # account_id, kind, calls, ...
+        return getattr(self._target, name)
