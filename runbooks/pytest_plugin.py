@@ -2,7 +2,7 @@
 
 ``runbooks verify`` builds the :class:`~runbooks.session.Session` itself and passes a
 :class:`RunbooksPlugin` instance to ``pytest.main``. Plain ``pytest features/ --runbooks-env NAME``
-loads this module (the root ``conftest.py`` or the ``pytest11`` entry point), and
+loads this module (through the root ``conftest.py``), and
 :func:`pytest_configure` builds the same session from the ``--runbooks-*`` options.
 """
 

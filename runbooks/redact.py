@@ -51,8 +51,16 @@ class Redactor:
 
     def record(self, record: StepRecord) -> StepRecord:
         changes: dict[str, Any] = {
-            f.name: self.text(getattr(record, f.name))
-            for f in fields(record)
-            if f.name != "outcome" and isinstance(getattr(record, f.name), str)
+            f.name: self.value(getattr(record, f.name)) for f in fields(record) if f.name != "outcome"
         }
         return replace(record, **changes)
+
+    def value(self, value: Any) -> Any:
+        """Strings masked, also inside the lists and dicts of a record's structured evidence."""
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, dict):
+            return {self.value(k): self.value(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return type(value)(self.value(v) for v in value)
+        return value

@@ -64,3 +64,17 @@ def run_factory(tmp_path: Path) -> Iterator[Callable[[str], Session]]:
     yield factory
     for run in runs:
         run.stop()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark the end-to-end tests (those that run a command through the CLI) as ``e2e``."""
+    import inspect
+
+    for item in items:
+        function = getattr(item, "function", None)
+        try:
+            source = inspect.getsource(function) if function is not None else ""
+        except (OSError, TypeError):
+            continue
+        if any(call in source for call in ('main(["', "main([\n", "cli_main(", '"runbooks", "', "verify(")):
+            item.add_marker(pytest.mark.e2e)

@@ -86,3 +86,15 @@ def test_planted_secrets_appear_in_no_output(tmp_path, status_service, capsys, m
     for name, text in outputs.items():
         for secret in SECRETS:
             assert secret not in text, f"{secret} leaked into {name}"
+
+
+def test_structured_evidence_is_masked_like_the_text_fields() -> None:
+    from runbooks.redact import MASK, Redactor
+    from runbooks.result import Outcome, StepRecord
+
+    record = StepRecord("r", "s", "step", Outcome.FAIL, observed="token s3cr3t-value",
+                        evidence={"offenders": {"bucket-s3cr3t-value": "sent s3cr3t-value"}, "names": ["s3cr3t-value"]})
+    masked = Redactor(["s3cr3t-value"]).record(record)
+    assert "s3cr3t-value" not in repr(masked.to_json())
+    assert masked.evidence == {"offenders": {f"bucket-{MASK}": f"sent {MASK}"}, "names": [MASK]}
+    assert masked.observed == f"token {MASK}"
