@@ -153,3 +153,16 @@ def test_steps_call_aws_only_within_their_declared_permissions(env: str, exit_co
         assert main(argv) == exit_code
     assert {d.domain for d in recorder.calls.values()} >= {"aws_s3", "aws_dynamodb", "aws_fleet"}  # it saw calls
     assert not recorder.violations(), "\n".join(recorder.violations())
+
+
+def test_the_sdk_is_reexported_from_the_package_without_loading_it_up_front() -> None:
+    import subprocess
+    import sys
+
+    import runbooks
+    from runbooks import sdk
+
+    assert all(getattr(runbooks, name) is getattr(sdk, name) for name in sdk.__all__)
+    code = "import runbooks, sys; print('runbooks.sdk' in sys.modules, 'boto3' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "False"]
