@@ -127,7 +127,7 @@ class RunbooksPlugin:
     def started(self) -> Session:
         """The session, started on first use; a run that cannot start says why once and ends (exit 3)."""
         session = self.session
-        if session.status is RunStatus.RUNNING and not getattr(session, "_started", False):
+        if session.status is RunStatus.RUNNING and not session.started:
             try:
                 session.start()
             except KeyboardInterrupt:
@@ -149,8 +149,11 @@ class RunbooksPlugin:
     def pytest_collection_modifyitems(self, config: pytest.Config, items: list[pytest.Item]) -> None:
         if self.tags is None:
             return
-        keep = [i for i in items if self.tags.selects(getattr(getattr(i, "obj", None), "runbooks_tags", ()))]
-        dropped = [i for i in items if i not in keep]
+        keep: list[pytest.Item] = []
+        dropped: list[pytest.Item] = []
+        for item in items:
+            selected = self.tags.selects(getattr(getattr(item, "obj", None), "runbooks_tags", ()))
+            (keep if selected else dropped).append(item)
         if dropped:
             config.hook.pytest_deselected(items=dropped)
             items[:] = keep
@@ -209,7 +212,7 @@ class RunbooksPlugin:
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         built = self.built
-        if built is None or not getattr(built, "_started", False) or built.status is not RunStatus.RUNNING:
+        if built is None or not built.started or built.status is not RunStatus.RUNNING:
             return
         if built.aborted:
             status = RunStatus.ABORTED

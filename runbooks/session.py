@@ -93,7 +93,7 @@ class Session:
         self.aborted: str | None = None  # why a guard step stopped the run early
         self.report_paths: list[Path] = []
         self._lock = threading.Lock()
-        self._started = False
+        self.started = False
 
     @classmethod
     def from_options(cls, config: Config, env: Environment, options: Options) -> Session:
@@ -127,9 +127,9 @@ class Session:
 
     # lifecycle -------------------------------------------------------------------------------
     def start(self) -> Session:
-        if self._started:
+        if self.started:
             return self
-        self._started = True
+        self.started = True
         for sink in self.sinks:
             sink.on_start(self)
         for target in self.targets.values():
@@ -151,7 +151,7 @@ class Session:
         for target in self.targets.values():
             target.close()
         self.resources.close()
-        if self._started:
+        if self.started:
             for sink in self.sinks:
                 sink.on_finish(self)
 

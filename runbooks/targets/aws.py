@@ -22,7 +22,7 @@ import botocore.exceptions
 from botocore import xform_name
 from botocore.config import Config as BotoConfig
 
-from ..faults import Fault, FaultKind, register_classifier
+from ..faults import HINTS, Fault, FaultKind, register_classifier
 from . import Target, Where, register
 
 if TYPE_CHECKING:
@@ -323,12 +323,9 @@ def _classify_client_error(exc: botocore.exceptions.ClientError, target: str) ->
     if code in {"NotImplemented", "InternalFailure", "InternalError", "ServiceUnavailable", "500"}:
         reason = f"the {target} target could not answer {operation} ({code}): {message}".rstrip(": ")
         kind = FaultKind.NOT_IMPLEMENTED if code == "NotImplemented" else FaultKind.SERVICE_ERROR
-        return Fault.of(kind, reason, HINTS_DEFECT if kind is FaultKind.SERVICE_ERROR else None)
+        # Kept from the earlier wording: a 5xx from the target reads as "could not answer", hint as for a defect.
+        return Fault.of(kind, reason, HINTS[FaultKind.DEFECT] if kind is FaultKind.SERVICE_ERROR else None)
     return None
-
-
-# Kept from the earlier wording: a 5xx from the target reads as "could not answer", hint as for a defect.
-HINTS_DEFECT = "this is a defect in the check or the target; re-run with -v and report it"
 
 
 # Called with (botocore service, operation) for every AWS request a run sends (tests record them).
