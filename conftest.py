@@ -1,5 +1,2 @@
-"""Binds every features/**/*.feature through pytest-bdd and loads the step library."""
-
-from steps import MODULES
-
-pytest_plugins = ["runbooks.pytest_plugin", *MODULES]
+"""This repository's own runbooks run under plain pytest too: the runbooks plugin (a pytest11 entry
+point) collects features/**/*.feature and loads the step library itself."""

@@ -4,9 +4,13 @@ The step SDK (``runbooks.sdk``) is re-exported here: ``from runbooks import chec
 It is loaded on first use, so ``import runbooks`` stays cheap for the CLI.
 """
 
+from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-__version__ = "0.1.0"
+try:
+    __version__ = version("runbooks")
+except PackageNotFoundError:  # imported from a source tree that was never installed
+    __version__ = "0.0.0+unknown"
 
 
 def __getattr__(name: str) -> Any:

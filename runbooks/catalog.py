@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from typing import TYPE_CHECKING
 
 from .registry import REGISTRY, StepDefinition, load_step_modules
+
+if TYPE_CHECKING:
+    from .config import Config
 
 OUTCOME_RULES = """\
 Every step ends in exactly one outcome:
@@ -20,8 +24,9 @@ Every step ends in exactly one outcome:
 """
 
 
-def definitions(search: str | None = None) -> list[StepDefinition]:
-    load_step_modules()
+def definitions(search: str | None = None, config: Config | None = None) -> list[StepDefinition]:
+    """Every step — built-in, installed packs and the project's of ``config`` — in catalogue order."""
+    load_step_modules(config)
     items = sorted(REGISTRY.values(), key=lambda d: (*_order(d), d.phrase))
     if search:
         words = search.lower().split()
@@ -37,10 +42,10 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
-def text_catalog(search: str | None = None) -> str:
+def text_catalog(search: str | None = None, config: Config | None = None) -> str:
     lines = []
     current = None
-    for d in definitions(search):
+    for d in definitions(search, config):
         if d.domain != current:
             current = d.domain
             lines += ["", f"{d.title}:"]
@@ -52,9 +57,9 @@ def text_catalog(search: str | None = None) -> str:
     return "\n".join(lines).lstrip("\n") + "\n"
 
 
-def markdown_catalog() -> str:
+def markdown_catalog(config: Config | None = None) -> str:
     by_domain: dict[str, list[StepDefinition]] = defaultdict(list)
-    for d in definitions():
+    for d in definitions(config=config):
         by_domain[d.domain].append(d)
     out = [
         "# Step catalogue",

@@ -11,11 +11,14 @@ import argparse
 import importlib
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from types import ModuleType
 from typing import NoReturn
 
 from . import __version__
-from .config import AwsKind, Config, ConfigError, Environment, load_config
+from .config import Config, ConfigError, Environment, load_config, load_optional_config
 from .errors import UsageError
 from .features import discover, parse_feature
 from .history import DEFAULT_PATH as DEFAULT_HISTORY
@@ -24,7 +27,8 @@ from .reports import SEVERITIES
 from .tags import tag_filter
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_ERROR = 0, 1, 2, 3
-SUBCOMMANDS = ("runbooks.history_commands", "runbooks.lint", "runbooks.render", "runbooks.iam_policy")
+SUBCOMMANDS = ("runbooks.history_commands", "runbooks.lint", "runbooks.render", "runbooks.iam_policy",
+               "runbooks.init_project")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -41,7 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("paths", nargs="*", type=Path, help="feature files or folders (default: features/)")
     verify.add_argument("--env", dest="env", help="environment from runbooks.toml (default: its default)")
     verify.add_argument("--tags", help="tag expression, e.g. '@severity:critical and not @manual'")
-    verify.add_argument("--report-dir", type=Path, default=Path("reports"), help="default: reports/")
+    verify.add_argument("--report-dir", type=Path, default=Path("reports"),
+                        help="where results.json and junit.xml go (default: reports/)")
+    verify.add_argument("--cucumber-json", type=Path, metavar="PATH", help="also write a Cucumber JSON report")
     verify.add_argument("--config", type=Path, help="path to runbooks.toml (default: search upwards)")
     verify.add_argument("--fail-on", choices=SEVERITIES, default="info",
                         help="lowest severity whose failures fail the run (default: info = any failure)")
@@ -59,6 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     steps = sub.add_parser("steps", help="list the step vocabulary and what each step checks")
     steps.add_argument("--search", help="only steps whose phrase or description contain all these words")
     steps.add_argument("--markdown", action="store_true", help="print the Markdown catalogue (docs/steps.md)")
+    steps.add_argument("--config", type=Path, help="path to runbooks.toml, whose project steps are listed too "
+                       "(default: search upwards; none found: built-in and installed steps only)")
     steps.set_defaults(handler=cmd_steps)
 
     for name in SUBCOMMANDS:  # each module adds its own sub-command with register(sub)
@@ -81,10 +89,11 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_ERROR
 
 
-def preflight(config: Config, env: Environment, paths: list[Path]) -> list[Path]:
+def preflight(config: Config, env: Environment, paths: list[Path]) -> tuple[list[Path], list[ModuleType]]:
+    """The feature files to run and the step modules they run with; any problem is exit 2 before a check runs."""
     from .registry import load_step_modules
 
-    load_step_modules()
+    modules = load_step_modules(config)
     if env.sandbox is not None:
         from .sandbox.stack import load_stack
 
@@ -98,7 +107,7 @@ def preflight(config: Config, env: Environment, paths: list[Path]) -> list[Path]
         for problem in problems:
             print(problem, file=sys.stderr)
         raise UsageError(f"{len(problems)} problem(s) in feature files; nothing was run")
-    return files
+    return files, modules
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
@@ -110,34 +119,24 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
     config = load_config(args.config)
     env = config.environment(args.env)
-    files = preflight(config, env, args.paths)
+    files, step_modules = preflight(config, env, args.paths)
     tags = tag_filter(args.tags)
     if args.no_history and (args.drift or args.notify):
         raise UsageError("--drift and --notify compare with the history: they cannot be used with --no-history")
     history = None if args.no_history else (args.history or config.root / DEFAULT_HISTORY)
     options = Options(fail_on=args.fail_on, report_dir=args.report_dir, waivers=args.waivers, history=history,
-                      sinks=[ConsoleSink(summary=True)])
+                      cucumber_json=args.cucumber_json, sinks=[ConsoleSink(summary=True)])
     if history and (args.drift or args.notify):
         from .sinks.drift import DriftSink
 
         options.sinks.append(DriftSink(history, show=args.drift, notify=args.notify,
                                        notify_always=args.notify_always, report_url=args.report_url))
     session = Session.from_options(config, env, options)
-    aws = env.aws
-    target = "no AWS" if aws.kind is AwsKind.NONE else f"{aws.target}, {aws.region}"
-    print(f"runbooks verify: environment {env.name} ({target}), {len(files)} runbook(s)")
+    print(f"runbooks verify: environment {session.env.name} ({session.env.aws.summary}), {len(files)} runbook(s)")
 
-    pytest_args = [
-        *(str(f) for f in files),
-        "--rootdir", str(config.root),
-        *[a for m in _step_modules() for a in ("-p", m)],
-        "-p", "no:cacheprovider",
-        "--capture=no",  # the procedure is printed live
-    ]  # fmt: skip
-    if not args.verbose:
-        pytest_args += ["-p", "no:terminal"]
-    plugin = RunbooksPlugin(session, preflight_done=True, tags=tags)
-    code = pytest.main(pytest_args, plugins=[plugin])
+    plugin = RunbooksPlugin(session, step_modules=step_modules, preflight_done=True, tags=tags)
+    with isolated_from_host():
+        code = pytest.main([*(str(f) for f in files), *verify_arguments(config.root, args.verbose)], plugins=[plugin])
     for error in plugin.collect_errors:
         print(error, file=sys.stderr)
     if plugin.interrupted and not session.records:
@@ -152,24 +151,45 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return session.exit_code()
 
 
+def verify_arguments(root: Path, verbose: bool) -> list[str]:
+    """pytest as ``runbooks verify`` runs it: its own (empty) configuration file, no conftest.py, no plugin
+    the host repository installed — so its pytest.ini addopts, conftest imports and plugins cannot break
+    or change a verification. Only pytest-bdd is loaded; the runbooks plugin is passed in."""
+    args = [
+        "-c", str(Path(__file__).with_name("pytest.ini")),
+        "--rootdir", str(root),
+        "--noconftest",
+        "--disable-plugin-autoload",
+        "-p", "pytest_bdd.plugin",
+        "-p", "no:cacheprovider",
+        "--capture=no",  # the procedure is printed live
+    ]  # fmt: skip
+    return args if verbose else [*args, "-p", "no:terminal"]
+
+
+@contextmanager
+def isolated_from_host() -> Iterator[None]:
+    """Without the host's PYTEST_ADDOPTS and PYTEST_PLUGINS for the length of the run."""
+    saved = {name: os.environ.pop(name) for name in ("PYTEST_ADDOPTS", "PYTEST_PLUGINS") if name in os.environ}
+    try:
+        yield
+    finally:
+        os.environ.update(saved)
+
+
 def cmd_steps(args: argparse.Namespace) -> int:
     from .catalog import markdown_catalog, text_catalog
 
+    config = load_optional_config(args.config)
     if args.markdown:
-        sys.stdout.write(markdown_catalog())
+        sys.stdout.write(markdown_catalog(config))
         return EXIT_OK
-    text = text_catalog(args.search)
+    text = text_catalog(args.search, config)
     if not text.strip():
         print(f"no step matches {args.search!r}", file=sys.stderr)
         return EXIT_FAIL
     sys.stdout.write(text)
     return EXIT_OK
-
-
-def _step_modules() -> tuple[str, ...]:
-    from steps import MODULES
-
-    return MODULES
 
 
 if __name__ == "__main__":

@@ -66,6 +66,8 @@ class Config:
     default_environment: str
     features: Path
     environments: dict[str, Environment]
+    # The project's step modules: paths (relative to root) or dotted module names; None: steps/ if present.
+    steps: tuple[str, ...] | None = None
 
     def environment(self, name: str | None) -> Environment:
         name = name or self.default_environment
@@ -125,6 +127,17 @@ def find_config(start: Path | None = None) -> Path:
     raise ConfigError(f"no {CONFIG_NAME} found in {here} or its parents (use --config PATH)")
 
 
+def load_optional_config(path: Path | str | None = None) -> Config | None:
+    """The named configuration, else the one found upwards, else None (for commands that can do without)."""
+    if path is not None:
+        return load_config(path)
+    try:
+        found = find_config()
+    except ConfigError:
+        return None
+    return load_config(found)
+
+
 def load_config(path: Path | str | None = None) -> Config:
     config_path = Path(path) if path else find_config()
     try:
@@ -145,7 +158,7 @@ def _parse(data: dict[str, Any], path: Path, where: _Locator) -> Config:
     def fail(message: str, table: str, key: str | None = None) -> ConfigError:
         return ConfigError(message, path, where.line(table, key))
 
-    unknown_top = set(data) - {"default_environment", "features", "environments"}
+    unknown_top = set(data) - {"default_environment", "features", "environments", "steps"}
     if unknown_top:
         key = sorted(unknown_top)[0]
         raise fail(f"unknown top-level key {key!r}", "", key)
@@ -164,7 +177,10 @@ def _parse(data: dict[str, Any], path: Path, where: _Locator) -> Config:
             "default_environment",
         )
     features = root / str(data.get("features", "features"))
-    return Config(path, root, default, features, environments)
+    steps = data.get("steps")
+    if steps is not None and (not isinstance(steps, list) or not all(isinstance(v, str) and v for v in steps)):
+        raise fail("steps must be a list of step module paths or dotted module names", "", "steps")
+    return Config(path, root, default, features, environments, tuple(steps) if steps is not None else None)
 
 
 def _parse_environment(name: str, raw: Any, root: Path, fail: Any) -> Environment:

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from . import registry
-from .config import Config, ConfigError, find_config, load_config
+from .config import Config, load_config, load_optional_config
 from .errors import UsageError
 from .features import FeatureDoc, StepDoc, discover, parse_feature
 from .preflight import closest_phrases, display_path
@@ -118,9 +118,10 @@ def render_policy(actions: list[str] | set[str] | tuple[str, ...]) -> str:
     return json.dumps(policy_document(actions), indent=2) + "\n"
 
 
-def policy_for_paths(paths: list[Path], root: Path | None = None) -> tuple[str, Requirements]:
+def policy_for_paths(paths: list[Path], root: Path | None = None,
+                     config: Config | None = None) -> tuple[str, Requirements]:
     """Parse the feature files under ``paths`` and return (policy JSON, requirements)."""
-    registry.load_step_modules()
+    registry.load_step_modules(config)
     files = discover(paths)
     if not files:
         raise UsageError(f"no .feature files under {', '.join(str(p) for p in paths)}")
@@ -148,18 +149,14 @@ def _config(args: argparse.Namespace) -> Config | None:
     """The configuration; optional only when feature paths are given and none is named or found."""
     if args.config or args.env or not args.paths:
         return load_config(args.config)
-    try:
-        found = find_config()
-    except ConfigError:
-        return None
-    return load_config(found)
+    return load_optional_config(None)
 
 
 def cmd_iam_policy(args: argparse.Namespace) -> int:
     config = _config(args)
     env = config.environment(args.env) if config else None
     paths = list(args.paths) or ([config.features] if config else [])
-    text, needed = policy_for_paths(paths, config.root if config else None)
+    text, needed = policy_for_paths(paths, config.root if config else None, config)
     if env is not None and env.aws.role_arn:
         print(
             f"runbooks iam-policy: note: environment {env.name!r} assumes {env.aws.role_arn}; attach this policy "

@@ -78,7 +78,7 @@ def lint_files(config: Config, env: Environment | None, files: list[Path], *, to
                max_age: int = DEFAULT_MAX_AGE, strict: bool = False) -> list[Issue]:
     from .registry import load_step_modules
 
-    load_step_modules()
+    load_step_modules(config)
     issues: list[Issue] = []
     for path in files:
         display = display_path(path, config.root)

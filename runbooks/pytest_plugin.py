@@ -1,9 +1,11 @@
 """The pytest plugin: collects ``.feature`` files as runbooks and hands every step to the session.
 
 ``runbooks verify`` builds the :class:`~runbooks.session.Session` itself and passes a
-:class:`RunbooksPlugin` instance to ``pytest.main``. Plain ``pytest features/ --runbooks-env NAME``
-loads this module (through the root ``conftest.py``), and
-:func:`pytest_configure` builds the same session from the ``--runbooks-*`` options.
+:class:`RunbooksPlugin` instance to ``pytest.main``, with a pytest configuration of its own. Plain
+``pytest features/ --runbooks-env NAME`` loads this module through its ``pytest11`` entry point, and
+:func:`pytest_configure` builds the same session from the ``--runbooks-*`` options when the first
+runbook is collected. Either way the plugin registers the step modules (:mod:`runbooks.discovery`)
+and maps each scenario to one pytest outcome: FAIL -> failed, ERROR -> error, nothing automated -> skipped.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import time
 import types
 from collections.abc import Callable, Generator
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -28,7 +31,7 @@ from .formatting import failure_message
 from .history import DEFAULT_PATH as DEFAULT_HISTORY
 from .preflight import check_feature, display_path
 from .registry import STEP_RUNNER, StepDefinition
-from .result import SEVERITIES, Outcome, RunStatus, StepRecord
+from .result import SEVERITIES, Outcome, RunStatus, ScenarioOutcome, StepRecord, scenario_outcome
 from .session import HARD_STEP_TYPES, Options, ScenarioProgress, Session
 from .tags import TagFilter
 from .targets import missing_capability
@@ -49,7 +52,14 @@ class StepStopped(_Reported):
 
 
 class ScenarioFailed(_Reported):
-    """Raised at the end of a scenario whose checks failed or could not run."""
+    """Raised at the end of a scenario whose checks failed."""
+
+
+class ScenarioErrored(_Reported):
+    """Raised at the end of a scenario whose checks could not run (no FAIL): reported as an error."""
+
+
+_OUTCOME = pytest.StashKey[ScenarioOutcome]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -63,32 +73,44 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--runbooks-history", default=None,
                     help="history database (default: .runbooks/history.sqlite beside the config)")
     group.addoption("--runbooks-no-history", action="store_true", default=False, help="do not record this run")
+    group.addoption("--runbooks-cucumber-json", default=None, metavar="PATH",
+                    help="write a Cucumber JSON report (pytest-bdd's --cucumberjson writes the same one)")
     group.addoption("--runbooks-procedure", action="store_true", default=False, help=argparse.SUPPRESS)
 
 
+@pytest.hookimpl(trylast=True)  # the instance's own pytest_configure runs after pytest-bdd's
 def pytest_configure(config: pytest.Config) -> None:
     """Plain pytest: build the session from the options (``runbooks verify`` registered its own)."""
     if config.pluginmanager.get_plugin(PLUGIN_NAME) is None and not any(
         isinstance(p, RunbooksPlugin) for p in config.pluginmanager.get_plugins()
     ):
-        config.pluginmanager.register(RunbooksPlugin(lambda: _session_from_options(config)), PLUGIN_NAME)
+        config.pluginmanager.register(RunbooksPlugin(None), PLUGIN_NAME)
 
 
-def _session_from_options(config: pytest.Config) -> Session:
+def _config_from_options(config: pytest.Config) -> Config | None:
+    """The runbooks configuration plain pytest runs with: ``--runbooks-config``, else ``runbooks.toml`` at
+    the rootdir, else the one found upwards when ``--runbooks-env`` asks for a run; None: no runbooks here."""
+    path = config.getoption("runbooks_config")
+    if path is not None:
+        return load_config(path)
+    candidate = Path(config.rootpath) / "runbooks.toml"
+    if candidate.is_file():
+        return load_config(candidate)
+    return load_config(None) if config.getoption("runbooks_env") else None
+
+
+def _session_from_options(config: pytest.Config, runbooks_config: Config) -> Session:
     option = config.getoption
-    path = option("runbooks_config")
-    if path is None:
-        candidate = Path(config.rootpath) / "runbooks.toml"
-        path = str(candidate) if candidate.is_file() else None
-    runbooks_config: Config = load_config(path)
     env = runbooks_config.environment(option("runbooks_env"))
     history = None if option("runbooks_no_history") else \
         Path(option("runbooks_history") or runbooks_config.root / DEFAULT_HISTORY)
+    cucumber = option("runbooks_cucumber_json") or getattr(config.option, "cucumber_json_path", None)
     options = Options(
         fail_on=option("runbooks_fail_on"),
         report_dir=Path(option("runbooks_report_dir")),
         waivers=Path(option("runbooks_waivers")) if option("runbooks_waivers") else None,
         history=history,
+        cucumber_json=Path(cucumber) if cucumber else None,
     )
     if option("runbooks_procedure"):
         from .sinks.console import ConsoleSink
@@ -98,31 +120,57 @@ def _session_from_options(config: pytest.Config) -> Session:
 
 
 class RunbooksPlugin:
-    """The hooks that feed one session. Given a session (``runbooks verify``) or a way to build one
-    when the first runbook is collected (plain pytest, which may never collect one)."""
+    """The hooks that feed one session. Given a session and its step modules (``runbooks verify``), or
+    None: plain pytest, which builds both from its options when the first runbook is collected."""
 
-    def __init__(self, session: Session | Callable[[], Session], *, preflight_done: bool = False,
-                 tags: TagFilter | None = None) -> None:
-        self._session = session if isinstance(session, Session) else None
-        self._factory = None if isinstance(session, Session) else session
+    def __init__(self, session: Session | None, *, step_modules: list[ModuleType] | None = None,
+                 preflight_done: bool = False, tags: TagFilter | None = None) -> None:
+        self._session = session
+        self.step_modules = step_modules
         self.preflight_done = preflight_done
         self.tags = tags
         self.collect_errors: list[str] = []
         self.interrupted = False
+        self.config: pytest.Config | None = None
+        self._runbooks_config: Config | None = None
 
+    @pytest.hookimpl(trylast=True)  # after pytest-bdd configured its Cucumber JSON writer
     def pytest_configure(self, config: pytest.Config) -> None:
+        self.config = config
         config.stash[STEP_RUNNER] = self
+        if self.step_modules is not None:
+            self._register(self.step_modules)
+        _replace_bdd_cucumber_writer(config)
+
+    @property
+    def runbooks_config(self) -> Config | None:
+        if self._session is not None:
+            return self._session.config
+        if self._runbooks_config is None and self.config is not None:
+            self._runbooks_config = _config_from_options(self.config)
+        return self._runbooks_config
 
     @property
     def session(self) -> Session:
         if self._session is None:
-            assert self._factory is not None
-            self._session = self._factory()
+            assert self.config is not None and self.runbooks_config is not None
+            from .registry import load_step_modules
+
+            self._register(load_step_modules(self.runbooks_config))
+            self._session = _session_from_options(self.config, self.runbooks_config)
         return self._session
 
     @property
     def built(self) -> Session | None:
         return self._session
+
+    def _register(self, modules: list[ModuleType]) -> None:
+        """Step modules become pytest plugins: pytest-bdd finds the step definitions among their fixtures."""
+        assert self.config is not None
+        manager = self.config.pluginmanager
+        for module in modules:
+            if not manager.is_registered(module) and manager.get_plugin(module.__name__) is None:
+                manager.register(module, module.__name__)
 
     def started(self) -> Session:
         """The session, started on first use; a run that cannot start says why once and ends (exit 3)."""
@@ -142,9 +190,30 @@ class RunbooksPlugin:
 
     # collection --------------------------------------------------------------------------------
     def pytest_collect_file(self, file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
-        if file_path.suffix == ".feature":
+        if file_path.suffix == ".feature" and self._claims(file_path):
             return FeatureFile.from_parent(parent, path=file_path, plugin=self)
         return None
+
+    def _claims(self, file_path: Path) -> bool:
+        """Whether a .feature file is a runbook: always under ``runbooks verify``; under plain pytest when
+        a run was asked for (``--runbooks-env``/``--runbooks-config``) or it lies in the features folder
+        of the project's runbooks.toml — a pytest-bdd suite of the host repository is left alone."""
+        if self._session is not None or self.config is None:
+            return True
+        if self.config.getoption("runbooks_env") or self.config.getoption("runbooks_config"):
+            return True
+        runbooks_config = self.runbooks_config
+        return runbooks_config is not None and file_path.resolve().is_relative_to(runbooks_config.features.resolve())
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_bdd_apply_tag(self, tag: str, function: Callable[..., Any]) -> Callable[..., Any]:
+        """A runbook tag becomes a registered marker (no unknown-mark warning, ``--strict-markers`` safe):
+        ``@smoke`` -> ``smoke``, ``@severity:critical`` -> ``severity("critical")``."""
+        name, _, value = tag.partition(":")
+        if self.config is not None and name not in _registered_markers(self.config):
+            self.config.addinivalue_line("markers", f"{name}: runbook tag @{name}")
+        mark = getattr(pytest.mark, name)
+        return mark(value)(function) if value else mark(function)
 
     def pytest_collection_modifyitems(self, config: pytest.Config, items: list[pytest.Item]) -> None:
         if self.tags is None:
@@ -201,14 +270,40 @@ class RunbooksPlugin:
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, None, None]:
-        result = yield
+        """The scenario's one outcome, from its records — the rule JUnit and Cucumber JSON use too."""
+        try:
+            result = yield
+        except (Exception, _Reported):
+            progress = item.stash.get(_STATE, None)
+            if progress is None or not progress.failed():  # not a step we recorded: pytest reports it as is
+                raise
+            result = None  # a stopped precondition or an unexpected step error: its record says what it was
         progress = item.stash.get(_STATE, None)
-        if progress is not None and progress.failed():
+        if progress is None:
+            return result
+        outcome = item.stash[_OUTCOME] = scenario_outcome(progress.records)
+        if outcome is ScenarioOutcome.SKIPPED:
+            raise pytest.skip.Exception(_skip_reason(progress.records), _use_item_location=True)
+        if outcome in (ScenarioOutcome.FAILED, ScenarioOutcome.ERROR):
             message = failure_message(progress.records)
             if progress.resolution():
                 message += f"\nResolution (from the runbook): {progress.resolution()}"
-            raise ScenarioFailed(message)
+            raise (ScenarioFailed if outcome is ScenarioOutcome.FAILED else ScenarioErrored)(message)
         return result
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[
+            None, pytest.TestReport, pytest.TestReport]:
+        report = yield
+        if call.when == "call" and item.stash.get(_OUTCOME, None) is ScenarioOutcome.ERROR:
+            report.runbooks_error = True  # type: ignore[attr-defined]
+        return report
+
+    def pytest_report_teststatus(self, report: pytest.TestReport) -> tuple[str, str, Any] | None:
+        """A scenario that could not be verified is an error, as pytest shows a broken fixture: not a failure."""
+        if report.when == "call" and report.failed and getattr(report, "runbooks_error", False):
+            return "error", "E", ("ERROR", {"red": True})
+        return None
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         built = self.built
@@ -285,7 +380,12 @@ class FeatureFile(pytest.Module):
 
     def collect(self) -> Any:
         self.obj = self._bind()
-        return super().collect()
+        items = list(super().collect())
+        for item in items:  # reports point at the scenario in the .feature file, not into pytest-bdd
+            where = getattr(getattr(item, "obj", None), "runbooks_where", None)
+            if where is not None:
+                item.reportinfo = lambda where=where: (self.path, *where)  # type: ignore[method-assign,union-attr]
+        return items
 
     def _bind(self) -> types.ModuleType:
         session = self.plugin.session
@@ -316,6 +416,7 @@ class FeatureFile(pytest.Module):
             test = bdd_scenario(feature.filename, name, features_base_dir=str(self.path.parent))(_scenario)
             test.runbooks_region = region or pinned  # type: ignore[attr-defined]
             test.runbooks_tags = feature.tags | scenario_tags  # type: ignore[attr-defined]
+            test.runbooks_where = (feature.scenarios[name].line_number - 1, name)  # type: ignore[attr-defined]
             test_name = f"test_{_python_name(name)}" + (f"__{_python_name(region)}" if region else "")
             while test_name in module.__dict__:  # two names that differ only in punctuation
                 test_name += "_"
@@ -341,3 +442,22 @@ def _python_name(name: str) -> str:
 
 def elapsed_ms(start: float) -> float:
     return round((time.perf_counter() - start) * 1000, 1)
+
+
+def _skip_reason(records: list[StepRecord]) -> str:
+    reasons = [r.observed for r in records if r.outcome is Outcome.SKIPPED and r.observed]
+    return reasons[0] if reasons else "manual procedure: every step is performed by a person"
+
+
+def _registered_markers(config: pytest.Config) -> set[str]:
+    return {line.split(":")[0].split("(")[0].strip() for line in config.getini("markers")}
+
+
+def _replace_bdd_cucumber_writer(config: pytest.Config) -> None:
+    """pytest-bdd's ``--cucumberjson`` writer only knows whether a step raised: every checked FAIL would be
+    "passed" and names left as ``{variables}``. The session writes that file instead, from its records
+    (the same writer as ``runbooks verify --cucumber-json``)."""
+    writer = getattr(config, "_bddcucumberjson", None)
+    if writer is not None:
+        config.pluginmanager.unregister(writer)
+        del config._bddcucumberjson  # type: ignore[attr-defined]

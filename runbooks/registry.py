@@ -12,13 +12,19 @@ import re
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from parse import with_pattern
 from pytest_bdd import parsers, step
 
+from .errors import UsageError
 from .result import CheckResult
+
+if TYPE_CHECKING:
+    from .config import Config
 
 CheckFunc = Callable[..., CheckResult]
 MANUAL_PREFIX = "manual:"
@@ -136,8 +142,10 @@ def check(
             guard=guard,
             numeric=numeric,
         )
-        if phrase in REGISTRY and REGISTRY[phrase].func.__qualname__ != func.__qualname__:
-            raise ValueError(f"step phrase registered twice: {phrase!r}")
+        previous = REGISTRY.get(phrase)
+        if previous is not None and defined_at(previous.func) != defined_at(func):
+            raise DuplicateStep(f"step {phrase!r} is defined twice: at {defined_at(previous.func)} "
+                                f"and at {defined_at(func)}")
         REGISTRY[phrase] = definition
         # stacklevel=2: pytest-bdd puts the step fixture into the module that applied @check.
         step(step_parser, stacklevel=2)(_bdd_binding(definition))
@@ -169,11 +177,24 @@ def find(text: str) -> tuple[StepDefinition, dict[str, Any]] | None:
     return None
 
 
-def load_step_modules() -> None:
-    """Import every module of the ``steps`` package so that the registry is complete."""
-    import importlib
+def load_step_modules(config: Config | None = None) -> list[ModuleType]:
+    """Import every step module — built-in, installed packs, and the project's of ``config`` — so that
+    the registry is complete (see :mod:`runbooks.discovery`)."""
+    from .discovery import load_steps
 
-    from steps import MODULES
+    return load_steps(config)
 
-    for module in MODULES:
-        importlib.import_module(module)
+
+def defined_at(func: Callable[..., Any]) -> str:
+    """``file:line`` of a function, relative to the working directory when it is below it."""
+    code = getattr(func, "__code__", None)
+    if code is None:
+        return func.__qualname__
+    path = Path(code.co_filename).resolve()
+    cwd = Path.cwd().resolve()
+    shown = path.relative_to(cwd) if path.is_relative_to(cwd) else path
+    return f"{shown}:{code.co_firstlineno}"
+
+
+class DuplicateStep(UsageError):
+    """Two step modules define the same phrase."""

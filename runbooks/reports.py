@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from .formatting import counts, coverage, failure_message, step_line
-from .result import SEVERITIES, Outcome, StepRecord, at_or_above, exit_code
+from .result import SEVERITIES, Outcome, ScenarioOutcome, StepRecord, at_or_above, exit_code, scenario_outcome
 
 __all__ = ["SEVERITIES", "at_or_above", "exit_code"]
 
@@ -75,8 +75,11 @@ def junit_xml(metadata: dict[str, Any], records: list[StepRecord]) -> str:
     for record in records:
         by_runbook[record.runbook][record.scenario].append(record)
     totals = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
+    total_time = 0.0
     for runbook, scenarios in by_runbook.items():
         suite = ET.SubElement(suites, "testsuite", name=runbook)
+        if metadata.get("started_at"):
+            suite.set("timestamp", str(metadata["started_at"]))
         properties = ET.SubElement(suite, "properties")
         for key in ("environment", "target", "git_commit", "tool_version"):
             ET.SubElement(properties, "property", name=key, value=str(metadata.get(key) or ""))
@@ -85,22 +88,24 @@ def junit_xml(metadata: dict[str, Any], records: list[StepRecord]) -> str:
         for scenario, items in scenarios.items():
             seconds = sum(r.duration_ms for r in items) / 1000
             suite_time += seconds
+            # Records carry step lines only: the first step's line is the nearest to the scenario's own.
             case = ET.SubElement(
-                suite, "testcase", classname=runbook, name=scenario, time=f"{seconds:.3f}"
+                suite, "testcase", classname=junit_classname(runbook), name=scenario, file=runbook,
+                line=str(items[0].line), time=f"{seconds:.3f}",
             )
-            outcomes = {r.outcome for r in items}
             stats["tests"] += 1
-            if Outcome.FAIL in outcomes:
+            outcome = scenario_outcome(items)
+            if outcome is ScenarioOutcome.FAILED:
                 stats["failures"] += 1
                 bad = [r for r in items if r.outcome is Outcome.FAIL]
                 node = ET.SubElement(case, "failure", message=_first_line(bad), type="fail")
                 node.text = failure_message(items)
-            elif Outcome.ERROR in outcomes:
+            elif outcome is ScenarioOutcome.ERROR:
                 stats["errors"] += 1
                 bad = [r for r in items if r.outcome is Outcome.ERROR]
                 node = ET.SubElement(case, "error", message=_first_line(bad), type="error")
                 node.text = failure_message(items)
-            elif outcomes and outcomes <= {Outcome.SKIPPED, Outcome.MANUAL}:
+            elif outcome is ScenarioOutcome.SKIPPED:
                 stats["skipped"] += 1
                 ET.SubElement(case, "skipped", message="no automated step ran")
             ET.SubElement(case, "system-out").text = "\n".join(step_line(r) for r in items)
@@ -108,10 +113,22 @@ def junit_xml(metadata: dict[str, Any], records: list[StepRecord]) -> str:
             suite.set(key, str(value))
             totals[key] += value
         suite.set("time", f"{suite_time:.3f}")
+        total_time += suite_time
     for key, value in totals.items():
         suites.set(key, str(value))
+    suites.set("time", f"{total_time:.3f}")
     ET.indent(suites)
     return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(suites, encoding="unicode") + "\n"
+
+
+def junit_classname(runbook: str) -> str:
+    """``features/deployment/post_deploy.feature`` -> ``features.deployment.post_deploy``.
+
+    CI servers (Jenkins, GitLab) split a classname at its dots into package and class, so a dot may
+    only separate path components.
+    """
+    parts = runbook.removesuffix(".feature").replace("\\", "/").split("/")
+    return ".".join(part.replace(".", "_") for part in parts if part)
 
 
 def _first_line(records: list[StepRecord]) -> str:

@@ -128,3 +128,35 @@ def exit_code(records: list[StepRecord], fail_on: str = "info") -> int:
     if Outcome.ERROR in outcomes:
         return 3
     return 0
+
+
+class ScenarioOutcome(enum.StrEnum):
+    """A scenario's outcome as test frameworks know it; JUnit, pytest and Cucumber all read this one rule."""
+
+    PASSED = "passed"
+    FAILED = "failed"  # at least one FAIL
+    ERROR = "error"  # no FAIL, at least one ERROR: could not verify
+    SKIPPED = "skipped"  # no automated step ran (only skipped or manual steps)
+
+
+def scenario_outcome(records: list[StepRecord]) -> ScenarioOutcome:
+    outcomes = {r.outcome for r in records}
+    if Outcome.FAIL in outcomes:
+        return ScenarioOutcome.FAILED
+    if Outcome.ERROR in outcomes:
+        return ScenarioOutcome.ERROR
+    if not outcomes or outcomes <= {Outcome.SKIPPED, Outcome.MANUAL}:
+        return ScenarioOutcome.SKIPPED
+    return ScenarioOutcome.PASSED
+
+
+# Cucumber has no "could not check": an ERROR is a failed step whose message starts with "ERROR".
+# A manual step is "pending" (a person does it); a waived FAIL is "skipped" (the check was not held).
+CUCUMBER_STATUS = {
+    Outcome.PASS: "passed",
+    Outcome.FAIL: "failed",
+    Outcome.ERROR: "failed",
+    Outcome.MANUAL: "pending",
+    Outcome.SKIPPED: "skipped",
+    Outcome.WAIVED: "skipped",
+}

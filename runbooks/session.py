@@ -69,6 +69,7 @@ class Options:
     report_dir: Path | None = None
     waivers: Path | None = None  # None: waivers.toml beside the config, when there is one
     history: Path | None = None  # None: no history
+    cucumber_json: Path | None = None  # None: no Cucumber JSON report
     sinks: list[Sink] = field(default_factory=list)
 
 
@@ -99,10 +100,13 @@ class Session:
     def from_options(cls, config: Config, env: Environment, options: Options) -> Session:
         """A session whose inputs were all checked up front: malformed waivers, an unwritable report
         directory or history are refused here (exit 2), before anything runs."""
+        from .sinks.cucumber import CucumberJsonSink
         from .sinks.files import JUnitSink, ResultsJsonSink
         from .sinks.history import HistorySink
+        from .targets.aws import resolved_environment
         from .waivers import load_waivers
 
+        env = resolved_environment(env, config)  # region, profile and AWS endpoints as the run will use them
         session = cls(config, env, options)
         waivers = options.waivers or config.root / "waivers.toml"
         if options.waivers or waivers.is_file():
@@ -114,6 +118,9 @@ class Session:
         if options.report_dir is not None:
             check_writable(options.report_dir, "--report-dir")
             front += [JUnitSink(options.report_dir / "junit.xml"), ResultsJsonSink(options.report_dir / "results.json")]
+        if options.cucumber_json is not None:
+            check_writable(options.cucumber_json.parent, "--cucumber-json")
+            front.append(CucumberJsonSink(options.cucumber_json))
         session.sinks = front + session.sinks
         return session
 

@@ -1,4 +1,5 @@
-"""The step library, one module per domain, each loaded as a pytest plugin by the root conftest.py.
+"""The built-in step library (installed as ``runbooks.steps``), one module per domain; the runbooks plugin
+registers each as a pytest plugin.
 
 Every public module here is a step module: adding ``steps/<domain>.py`` registers its steps; its
 ``TITLE`` and ``CATALOG_ORDER`` place them in the step catalogue. Modules starting with ``_`` are helpers.

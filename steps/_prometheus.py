@@ -11,7 +11,7 @@ import json
 import re
 from dataclasses import dataclass, field
 
-LINE_CHARS = 160  # as steps._shared.EXCERPT_CHARS: quoted lines read like the steps' other excerpts
+LINE_CHARS = 160  # as runbooks.steps._shared.EXCERPT_CHARS: quoted lines read like the steps' other excerpts
 
 METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
 LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
@@ -209,6 +209,6 @@ def parse_exposition(text: str) -> list[Sample]:
 
 
 def _line_excerpt(line: str) -> str:
-    """The line on one line of text, cut to ``LINE_CHARS`` with "..." (as ``steps._shared.excerpt``)."""
+    """The line on one line of text, cut to ``LINE_CHARS`` with "..." (as ``runbooks.steps._shared.excerpt``)."""
     line = " ".join(line.split())
     return line if len(line) <= LINE_CHARS else line[:LINE_CHARS] + "..."

@@ -9,9 +9,10 @@ from typing import Any
 
 import pytest
 
+from runbooks import testing
 from runbooks.config import load_config
 from runbooks.context import ScenarioState
-from runbooks.registry import REGISTRY, load_step_modules
+from runbooks.registry import load_step_modules
 from runbooks.result import CheckResult
 from runbooks.session import Session
 from tests.support.status_service import status_service  # noqa: F401 - a fixture for every test module
@@ -39,8 +40,7 @@ def make_run(directory: Path, env_body: str, name: str = "test") -> Session:
 def evaluate(run: Session, func: Callable[..., CheckResult], state: ScenarioState | None = None, **args: Any
              ) -> CheckResult:
     """Evaluate a check the way a step does (exceptions classified into ERROR, manual command filled)."""
-    definition = next(d for d in REGISTRY.values() if d.func is func)
-    return run.evaluate(definition, args, state or ScenarioState())
+    return testing.evaluate(run, func, state, **args)
 
 
 @pytest.fixture

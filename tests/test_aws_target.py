@@ -21,9 +21,9 @@ from moto import mock_aws
 from runbooks.faults import FaultKind, classify
 from runbooks.result import Outcome
 from runbooks.session import Session
+from runbooks.steps.aws_backup import backup_plan_protects_table, vault_has_recent_recovery_point
+from runbooks.steps.aws_s3 import bucket_exists
 from runbooks.targets.aws import NotImplementedByTarget, moto_implements, stub_gap
-from steps.aws_backup import backup_plan_protects_table, vault_has_recent_recovery_point
-from steps.aws_s3 import bucket_exists
 from tests.conftest import evaluate
 from tests.support.moto_server import MotoServer, endpoint_credentials, moto_server  # noqa: F401
 

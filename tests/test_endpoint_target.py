@@ -13,8 +13,8 @@ import pytest
 
 from runbooks.result import Outcome
 from runbooks.session import Session
-from steps.aws_dynamodb import table_active, table_gsi_active, table_has_tag, table_pitr_enabled
-from steps.aws_s3 import (
+from runbooks.steps.aws_dynamodb import table_active, table_gsi_active, table_has_tag, table_pitr_enabled
+from runbooks.steps.aws_s3 import (
     BLOCK_FLAGS,
     bucket_blocks_public_access,
     bucket_encrypted_with,

@@ -1,4 +1,4 @@
-"""steps._jsonpointer on its own: RFC 6901 pointers, the jq path of the manual command, compared text."""
+"""runbooks.steps._jsonpointer on its own: RFC 6901 pointers, the jq path of the manual command, compared text."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import shlex
 
 import pytest
 
-from steps._jsonpointer import (
+from runbooks.steps._jsonpointer import (
     Number,
     jq_path,
     json_kind,
@@ -140,7 +140,7 @@ def test_jq_path(pointer, path):
 
 
 def test_the_manual_command_of_a_json_check_quotes_the_url():
-    from steps.http import StoredResponse  # the step module needs the engine; the rest of this file does not
+    from runbooks.steps.http import StoredResponse  # the step module needs the engine; the rest of this file does not
 
     url = "http://127.0.0.1:8080/health?a=1&b=(2)>x"
     stored = StoredResponse("web", url, 200, 1.0, "{}", "application/json", "curl -sS")

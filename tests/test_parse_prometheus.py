@@ -1,4 +1,4 @@
-"""steps._prometheus on its own: the text exposition format, sample kinds, and metric selectors."""
+"""runbooks.steps._prometheus on its own: the text exposition format, sample kinds, and metric selectors."""
 
 from __future__ import annotations
 
@@ -8,7 +8,15 @@ import textwrap
 
 import pytest
 
-from steps._prometheus import LINE_CHARS, Matcher, Sample, Selector, parse_exposition, parse_selector, sample_kind
+from runbooks.steps._prometheus import (
+    LINE_CHARS,
+    Matcher,
+    Sample,
+    Selector,
+    parse_exposition,
+    parse_selector,
+    sample_kind,
+)
 
 
 def parsed(text: str) -> list[tuple[str, dict[str, str], float, str]]:
@@ -171,7 +179,7 @@ def test_line_numbers_count_comments_and_blank_lines():
 
 
 def test_a_long_bad_line_is_quoted_on_one_line_and_cut():
-    from steps._shared import excerpt  # the step library's excerpt, which this module mirrors
+    from runbooks.steps._shared import excerpt  # the step library's excerpt, which this module mirrors
 
     line = "-bad line " + "x  " * 100
     with pytest.raises(ValueError) as info:

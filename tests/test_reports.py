@@ -18,8 +18,8 @@ import pytest
 
 from runbooks import __version__
 from runbooks.cli import main
-from runbooks.reports import read_results_json
-from runbooks.result import StepRecord
+from runbooks.reports import junit_classname, junit_xml, read_results_json
+from runbooks.result import Outcome, StepRecord
 from runbooks.sandbox.service import ReferenceService
 from runbooks.sandbox.stack import ServiceSpec
 from tests.conftest import write_config
@@ -228,3 +228,60 @@ def test_junit_xml(report: Report) -> None:
     properties = {p.get("name"): p.get("value") for p in suite.iter("property")}
     assert properties["environment"] == "test"
     assert properties["tool_version"] == __version__
+
+
+def test_junit_names_and_places_each_testcase(report: Report) -> None:
+    (suite,) = report.junit.findall("testsuite")
+    lines = textwrap.dedent(FEATURE).splitlines()
+    for case in suite.findall("testcase"):
+        assert case.get("classname") == "features.subject"
+        assert case.get("file") == "features/subject.feature"
+        scenario_line = lines.index(f"  Scenario: {case.get('name')}") + 1
+        assert case.get("line") == str(scenario_line + 1)  # the scenario's first step
+
+
+def test_junit_times_add_up_and_the_suite_says_when(report: Report) -> None:
+    root = report.junit
+    (suite,) = root.findall("testsuite")
+    cases = suite.findall("testcase")
+    assert float(root.get("time") or "nan") == pytest.approx(float(suite.get("time") or "nan"), abs=0.001)
+    assert float(suite.get("time") or "nan") == pytest.approx(sum(float(c.get("time") or "nan") for c in cases),
+                                                              abs=0.001 * len(cases))
+    assert suite.get("timestamp") == report.data["run"]["started_at"]
+
+
+@pytest.mark.parametrize(
+    ("runbook", "classname"),
+    [
+        ("features/deployment/post_deploy_validation.feature", "features.deployment.post_deploy_validation"),
+        ("features/v1.2/smoke.test.feature", "features.v1_2.smoke_test"),
+        ("/abs/runbook.feature", "abs.runbook"),
+    ],
+)
+def test_junit_classname_is_dotted_by_path_component(runbook: str, classname: str) -> None:
+    assert junit_classname(runbook) == classname
+
+
+def test_junit_from_records_sums_time_over_suites() -> None:
+    def step(runbook: str, scenario: str, outcome: Outcome, ms: float, line: int) -> StepRecord:
+        return StepRecord(runbook, scenario, "a step", outcome, duration_ms=ms, line=line)
+
+    records = [
+        step("features/a.feature", "one", Outcome.PASS, 1500.0, 7),
+        step("features/a.feature", "one", Outcome.WAIVED, 250.0, 8),
+        step("features/ops/b.c.feature", "two", Outcome.SKIPPED, 0.0, 12),
+        step("features/ops/b.c.feature", "three", Outcome.ERROR, 1000.0, 20),
+    ]
+    root = ET.fromstring(junit_xml({"environment": "x", "started_at": "2024-05-01T10:00:00+00:00"}, records))
+    assert root.get("time") == "2.750"
+    assert [s.get("time") for s in root.findall("testsuite")] == ["1.750", "1.000"]
+    assert {s.get("timestamp") for s in root.findall("testsuite")} == {"2024-05-01T10:00:00+00:00"}
+    cases = {c.get("name"): c for c in root.iter("testcase")}
+    assert [cases[n].get("classname") for n in ("one", "two", "three")] == [
+        "features.a", "features.ops.b_c", "features.ops.b_c"
+    ]
+    assert [cases[n].get("line") for n in ("one", "two", "three")] == ["7", "12", "20"]
+    assert [child.tag for child in cases["one"]] == ["system-out"]  # a waived FAIL passes
+    assert cases["two"].find("skipped") is not None
+    assert cases["three"].find("error") is not None
+    assert (root.get("tests"), root.get("errors"), root.get("skipped"), root.get("failures")) == ("3", "1", "1", "0")

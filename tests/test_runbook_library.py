@@ -21,7 +21,7 @@ from runbooks.config import ConfigError
 from runbooks.features import parse_feature
 from runbooks.sandbox.service import PortInUse, ReferenceService, metrics_text
 from runbooks.sandbox.stack import ServiceSpec, load_stack, terraform_lock_item
-from steps.aws_terraform import parse_lock
+from runbooks.steps.aws_terraform import parse_lock
 from tests.conftest import REPO
 
 STACK = REPO / "infra" / "sandbox_stack.toml"

@@ -13,8 +13,8 @@ import pytest
 
 from runbooks.result import Outcome
 from runbooks.session import Session
-from steps.http import BODY_EXCERPT, service_answers
-from steps.manual import manual_step
+from runbooks.steps.http import BODY_EXCERPT, service_answers
+from runbooks.steps.manual import manual_step
 from tests.conftest import evaluate
 from tests.support.moto_server import closed_port_url, silent_server
 

@@ -19,11 +19,11 @@ from botocore.stub import Stubber
 
 from runbooks.result import Outcome
 from runbooks.session import Session
-from steps.aws_account import account_is, validate_account_id
-from steps.aws_backup import backup_plan_exists, backup_plan_protects_table, vault_has_recent_recovery_point
-from steps.aws_cloudwatch import alarm_not_firing
-from steps.aws_dynamodb import table_pitr_enabled, table_restorable_window
-from steps.aws_s3 import bucket_holds_objects, bucket_replicates_to
+from runbooks.steps.aws_account import account_is, validate_account_id
+from runbooks.steps.aws_backup import backup_plan_exists, backup_plan_protects_table, vault_has_recent_recovery_point
+from runbooks.steps.aws_cloudwatch import alarm_not_firing
+from runbooks.steps.aws_dynamodb import table_pitr_enabled, table_restorable_window
+from runbooks.steps.aws_s3 import bucket_holds_objects, bucket_replicates_to
 from tests.conftest import evaluate
 from tests.support.moto_iam import EnforcingMoto, iam_moto, policy_json  # noqa: F401
 

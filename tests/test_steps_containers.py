@@ -21,7 +21,7 @@ from runbooks.cli import main
 from runbooks.config import ConfigError, load_config
 from runbooks.result import CheckResult, Outcome
 from runbooks.session import Session
-from steps.containers import (
+from runbooks.steps.containers import (
     container_healthy,
     container_restarted_at_most,
     container_running,

@@ -11,7 +11,7 @@ from botocore.stub import Stubber
 
 from runbooks.result import CheckResult, Outcome
 from runbooks.session import Session
-from steps.aws_dynamodb import table_active, table_gsi_active, table_has_tag, table_pitr_enabled
+from runbooks.steps.aws_dynamodb import table_active, table_gsi_active, table_has_tag, table_pitr_enabled
 from tests.conftest import evaluate
 
 REGION = "eu-west-1"

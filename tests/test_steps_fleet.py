@@ -21,7 +21,7 @@ from botocore.stub import Stubber
 from runbooks import cli
 from runbooks.result import Outcome
 from runbooks.session import Session
-from steps.aws_fleet import (
+from runbooks.steps.aws_fleet import (
     STUB_WORKERS,
     fleet_buckets_block_public_access,
     fleet_buckets_encrypted,
@@ -31,7 +31,7 @@ from steps.aws_fleet import (
     fleet_tables_tagged,
     validate_glob,
 )
-from steps.aws_s3 import BLOCK_FLAGS, bucket_versioning_enabled
+from runbooks.steps.aws_s3 import BLOCK_FLAGS, bucket_versioning_enabled
 from tests.conftest import evaluate, write_config
 from tests.support.moto_iam import EnforcingMoto, iam_moto  # noqa: F401
 

@@ -22,9 +22,8 @@ from runbooks.cli import main as cli_main
 from runbooks.config import load_config
 from runbooks.result import CheckResult, Outcome
 from runbooks.session import Session
-from runbooks.targets.hosts import HostConnection, display_url
-from steps import hosts
-from steps.hosts import (
+from runbooks.steps import hosts
+from runbooks.steps.hosts import (
     file_exists,
     filesystem_free,
     memory_below,
@@ -35,6 +34,7 @@ from steps.hosts import (
     service_running,
     service_verdict,
 )
+from runbooks.targets.hosts import HostConnection, display_url
 from tests.conftest import evaluate
 from tests.support.sshd import SshServer, free_port, sshd  # noqa: F401 - sshd is a fixture
 
@@ -70,7 +70,8 @@ def blackhole() -> Iterator[int]:
 
 def write_env(directory: Path, hosts_table: dict[str, str], name: str = "test") -> Path:
     # aws target "endpoint": no moto to start; host checks never call AWS
-    lines = [f"[environments.{name}]", 'aws = { target = "endpoint", url = "http://127.0.0.1:9" }',
+    lines = [f"[environments.{name}]",
+             'aws = { target = "endpoint", url = "http://127.0.0.1:9", region = "us-east-1" }',
              f"[environments.{name}.hosts]"]
     lines += [f'{key} = "{url}"' for key, url in hosts_table.items()]
     path = directory / "runbooks.toml"

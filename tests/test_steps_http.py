@@ -21,7 +21,7 @@ from runbooks.result import CheckResult, Outcome
 from runbooks.sandbox.service import ReferenceService, metrics_text
 from runbooks.sandbox.stack import load_stack
 from runbooks.session import Session
-from steps.http import (
+from runbooks.steps.http import (
     NO_RESPONSE,
     RESPONSE_KEY,
     StoredResponse,
@@ -142,7 +142,8 @@ def run_with(run_factory: Callable[[str], Session]) -> Callable[[Services], Sess
             fields = ", ".join(f"{k} = {json.dumps(v)}" for k, v in value.items())
             lines.append(f"{name} = {{ {fields} }}")
         # An endpoint target starts nothing: these runs never call AWS.
-        return run_factory('aws = { target = "endpoint", url = "http://127.0.0.1:9" }\n' + "\n".join(lines) + "\n")
+        aws = 'aws = { target = "endpoint", url = "http://127.0.0.1:9", region = "us-east-1" }\n'
+        return run_factory(aws + "\n".join(lines) + "\n")
 
     return build
 
@@ -666,7 +667,7 @@ def write_project(root: Path, services: str, feature: str) -> tuple[Path, Path]:
     config.write_text(textwrap.dedent(f"""\
         default_environment = "local"
         [environments.local]
-        aws = {{ target = "endpoint", url = "http://127.0.0.1:9" }}
+        aws = {{ target = "endpoint", url = "http://127.0.0.1:9", region = "us-east-1" }}
         [environments.local.services]
         {services}
         """), encoding="utf-8")

@@ -12,7 +12,7 @@ from botocore.stub import Stubber
 
 from runbooks.result import CheckResult, Outcome
 from runbooks.session import Session
-from steps.aws_s3 import (
+from runbooks.steps.aws_s3 import (
     BLOCK_FLAGS,
     bucket_blocks_public_access,
     bucket_encrypted_with,

@@ -12,7 +12,7 @@ from botocore.stub import Stubber
 
 from runbooks.result import Outcome
 from runbooks.session import Session
-from steps.aws_terraform import no_stale_terraform_lock, parse_created
+from runbooks.steps.aws_terraform import no_stale_terraform_lock, parse_created
 from tests.conftest import evaluate
 
 REGION = "eu-west-1"

@@ -1,4 +1,4 @@
-"""steps._tls on its own, against local TLS servers: the expiry read with and without verification.
+"""runbooks.steps._tls on its own, against local TLS servers: the expiry read with and without verification.
 
 The servers are those of tests/test_steps_http.py (``HttpApp`` with a trustme certificate, or the
 expired-intermediate chain); the fixtures are rebuilt here from tests/support rather than imported from
@@ -16,7 +16,7 @@ import pytest
 import trustme
 from cryptography import x509
 
-from steps._tls import not_after, peer_not_after, unverified_context
+from runbooks.steps._tls import not_after, peer_not_after, unverified_context
 from tests.support.http_servers import (
     HttpApp,
     Route,

@@ -164,7 +164,7 @@ class Site:
 def build(config: Config, paths: list[Path], results: Results | None) -> Site:
     from ..registry import load_step_modules
 
-    load_step_modules()
+    load_step_modules(config)
     env = config.environments.get(results.environment) if results else None
     by_runbook: dict[str, list[StepRecord]] = defaultdict(list)
     for record in results.records if results else []:

@@ -3,30 +3,39 @@
 The guard is a botocore ``before-call`` handler registered on the session, so it runs for every
 client the checks get, before a request is built or sent. Retries are botocore's own (adaptive mode).
 The target owns ``[environments.NAME.aws]`` and teaches the fault classification botocore's errors.
+:func:`resolve_aws` settles, once per run, what the configuration leaves to the machine: the region,
+whether a configured profile applies, and where ``AWS_ENDPOINT_URL`` sends a live target's requests.
 """
 
 from __future__ import annotations
 
 import enum
 import importlib
+import importlib.util
+import os
 import re
+import sys
 import threading
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Mapping
 from concurrent.futures import Future
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 import boto3
 import botocore.exceptions
+import botocore.session
 from botocore import xform_name
 from botocore.config import Config as BotoConfig
+from botocore.utils import ensure_boolean
 
+from ..errors import ConfigError
 from ..faults import HINTS, Fault, FaultKind, register_classifier
 from . import Target, Where, register
 
 if TYPE_CHECKING:
-    from ..config import Environment
+    from ..config import Config, Environment
     from ..resources import Resources
 
 
@@ -41,9 +50,21 @@ AWS_TARGETS = (AwsKind.MOTO.value, AwsKind.ENDPOINT.value, AwsKind.LIVE.value)
 
 
 @dataclass(frozen=True)
+class ConfiguredEndpoint:
+    """An endpoint URL that botocore takes from the machine, not from ``runbooks.toml``."""
+
+    url: str
+    source: str  # AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_S3, profile 'ops'
+    service: str | None = None  # None: every service
+
+    def __str__(self) -> str:
+        return f"{self.service + ' ' if self.service else ''}endpoint {self.url} from {self.source}"
+
+
+@dataclass(frozen=True)
 class AwsSettings:
     target: str = "moto"
-    region: str = "us-east-1"
+    region: str = ""  # empty until resolve_aws fills it (config, AWS_REGION, AWS_DEFAULT_REGION, profile)
     endpoint_url: str | None = None
     profile: str | None = None
     role_arn: str | None = None
@@ -52,6 +73,9 @@ class AwsSettings:
     read_timeout: float = 15.0
     max_attempts: int = 5
     regions: tuple[str, ...] = ()  # scenarios tagged @all-regions run once per region (default: just `region`)
+    # Filled by resolve_aws, never read from runbooks.toml:
+    configured_endpoints: tuple[ConfiguredEndpoint, ...] = field(default=(), metadata={"resolved": True})
+    resolved: bool = field(default=False, metadata={"resolved": True})
 
     @property
     def kind(self) -> AwsKind:
@@ -61,8 +85,19 @@ class AwsSettings:
     def all_regions(self) -> tuple[str, ...]:
         return tuple(self.regions) or (self.region,)
 
+    @property
+    def summary(self) -> str:
+        """Where this environment's AWS requests go, for the banner: "live, eu-west-1", "moto, us-east-1",
+        "endpoint http://127.0.0.1:5000, us-east-1", "live, eu-west-1, endpoint http://... from AWS_ENDPOINT_URL"."""
+        if self.kind is AwsKind.NONE:
+            return "no AWS"
+        region = self.region or "no region"
+        if self.kind is AwsKind.ENDPOINT:
+            return f"endpoint {self.endpoint_url}, {region}"
+        return ", ".join([self.target, region, *(str(e) for e in self.configured_endpoints)])
 
-_AWS_KEYS = set(AwsSettings.__dataclass_fields__) | {"url"}
+
+_AWS_KEYS = {f.name for f in fields(AwsSettings) if not f.metadata.get("resolved")} | {"url"}
 
 
 def _type_problem(key: str, value: Any) -> str | None:
@@ -103,6 +138,135 @@ def parse_settings(raw: dict[str, Any] | None, where: Where) -> AwsSettings:
     if settings.kind is AwsKind.ENDPOINT and not settings.endpoint_url:
         raise where.error("aws.target 'endpoint' needs aws.url", "aws", "target")
     return settings
+
+
+# What puts credentials in the environment; botocore reads them before any profile (the CI/OIDC case).
+ENVIRONMENT_CREDENTIALS = (
+    ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"),
+    ("AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_ARN"),  # aws-actions/configure-aws-credentials with OIDC
+)
+MOTO_TARGET_REGION = "us-east-1"  # the embedded sandbox's account has no home of its own
+
+
+def environment_credentials(environ: Mapping[str, str]) -> str | None:
+    """The variable that gives the process credentials from its environment, or None."""
+    for variable, partner in ENVIRONMENT_CREDENTIALS:
+        if environ.get(variable) and environ.get(partner):
+            return variable
+    return None
+
+
+def _warn(message: str) -> None:
+    print(f"runbooks: warning: {message}", file=sys.stderr)
+
+
+def resolve_aws(settings: AwsSettings, env_name: str, environ: Mapping[str, str] = os.environ,
+                warn: Callable[[str], None] = _warn) -> AwsSettings:
+    """The settings as the run will use them: region, profile and configured endpoints settled.
+
+    The region is ``aws.region``, else ``AWS_REGION``, else ``AWS_DEFAULT_REGION``, else the profile's
+    region, else (moto only) us-east-1; none at all is a :class:`ConfigError`. A configured profile is
+    ignored, with a warning, when the environment holds credentials. Reads nothing but ``environ`` and
+    the AWS config files it names.
+    """
+    if settings.resolved:
+        return settings
+    if settings.kind is AwsKind.NONE:
+        return replace(settings, resolved=True)
+    if settings.kind is AwsKind.MOTO and importlib.util.find_spec("moto") is None:
+        raise ConfigError(f"environment {env_name!r} uses aws.target = 'moto', which needs the sandbox extra: "
+                          "pip install 'runbooks[sandbox]'")
+    profile = settings.profile
+    source = environment_credentials(environ)
+    if profile and source:
+        warn(f"environment {env_name!r}: profile {profile!r} ignored: credentials come from the environment ({source})")
+        profile = None
+    shared = _SharedConfig(profile, environ)
+    region = (settings.region or environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION")
+              or shared.value("region")
+              or (MOTO_TARGET_REGION if settings.kind is AwsKind.MOTO else ""))
+    if not region:
+        raise ConfigError(f"no region for environment {env_name!r}: set aws.region in runbooks.toml or AWS_REGION")
+    # An endpoint target names its URL for every client and moto ignores configured ones (boto_config).
+    endpoints = shared.endpoints() if settings.kind is AwsKind.LIVE else ()
+    return replace(settings, region=region, profile=profile, regions=settings.regions or (region,),
+                   configured_endpoints=endpoints, resolved=True)
+
+
+def resolved_environment(env: Environment, config: Config, environ: Mapping[str, str] = os.environ) -> Environment:
+    """``env`` with its AWS settings resolved; a problem names the environment's aws table in the config."""
+    try:
+        aws = resolve_aws(env.aws, env.name, environ)
+    except ConfigError as exc:
+        if exc.path is not None:
+            raise
+        raise ConfigError(exc.message, config.path, _aws_line(config.path, env.name)) from None
+    return replace(env, aws=aws)
+
+
+def _aws_line(path: Path, env_name: str) -> int | None:
+    from ..config import _Locator
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError:
+        return None
+    return _Locator(text).line(f"environments.{env_name}", "aws")
+
+
+class _SharedConfig:
+    """The profile's part of the shared AWS config files, read the way botocore reads them."""
+
+    def __init__(self, profile: str | None, environ: Mapping[str, str]) -> None:
+        self.environ = environ
+        self.name = profile or environ.get("AWS_PROFILE") or environ.get("AWS_DEFAULT_PROFILE") or "default"
+        self._session: botocore.session.Session | None = None
+        self._scoped: dict[str, Any] | None = None
+
+    def scoped(self) -> dict[str, Any]:
+        if self._scoped is None:
+            session = botocore.session.Session(profile=self.name)
+            session.set_config_variable("config_file", self.environ.get("AWS_CONFIG_FILE") or "~/.aws/config")
+            session.set_config_variable("credentials_file",
+                                        self.environ.get("AWS_SHARED_CREDENTIALS_FILE") or "~/.aws/credentials")
+            try:
+                self._scoped = dict(session.get_scoped_config())
+            except botocore.exceptions.ProfileNotFound:
+                self._scoped = {}  # the run reports it when it first needs credentials
+            except botocore.exceptions.ConfigParseError as exc:
+                raise ConfigError(f"cannot read the AWS config: {exc}") from None
+            self._session = session
+        return self._scoped
+
+    def value(self, name: str) -> str | None:
+        value = self.scoped().get(name)
+        return str(value) if isinstance(value, str) and value else None
+
+    def endpoints(self) -> tuple[ConfiguredEndpoint, ...]:
+        """The endpoint URLs botocore would take for clients built without one (boto3 >= 1.28)."""
+        ignore = (self.environ.get("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS")
+                  or self.value("ignore_configured_endpoint_urls"))
+        if ignore and ensure_boolean(ignore):
+            return ()
+        prefix = "AWS_ENDPOINT_URL_"
+        found = [ConfiguredEndpoint(url, name, name.removeprefix(prefix).lower())
+                 for name, url in sorted(self.environ.items()) if name.startswith(prefix) and url]
+        if self.environ.get("AWS_ENDPOINT_URL"):  # botocore: env per service, env, file per service, file
+            return (*found, ConfiguredEndpoint(self.environ["AWS_ENDPOINT_URL"], "AWS_ENDPOINT_URL"))
+        found += [ConfiguredEndpoint(str(url), f"profile {self.name!r}", service)
+                  for service, url in sorted(self._services().items())
+                  if url and not any(e.service == service for e in found)]
+        if self.value("endpoint_url"):
+            found.append(ConfiguredEndpoint(str(self.value("endpoint_url")), f"profile {self.name!r}"))
+        return tuple(found)
+
+    def _services(self) -> dict[str, Any]:
+        """``services = NAME`` in the profile: ``[services NAME]`` with an endpoint_url per service."""
+        section = self.value("services")
+        if not section or self._session is None:
+            return {}
+        table = self._session.full_config.get("services", {}).get(section, {})
+        return {service: values.get("endpoint_url") for service, values in table.items() if isinstance(values, dict)}
 
 
 READ_PREFIXES = ("Describe", "Get", "List", "Head", "BatchGet")
@@ -286,7 +450,8 @@ def classify_aws(exc: BaseException, target: str = "aws") -> Fault | None:
             return Fault.of(FaultKind.NOT_IMPLEMENTED, str(NotImplementedByTarget(target, operation)))
         return None
     if isinstance(exc, botocore.exceptions.NoCredentialsError):
-        return Fault.of(FaultKind.NO_CREDENTIALS, "no AWS credentials found (environment, profile or instance role)")
+        return Fault.of(FaultKind.NO_CREDENTIALS, "no AWS credentials found (environment, profile or instance role)",
+                        HINT_ENDPOINT_CREDENTIALS if target == AwsKind.ENDPOINT.value else None)
     if isinstance(exc, botocore.exceptions.PartialCredentialsError):
         return Fault.of(FaultKind.NO_CREDENTIALS, f"incomplete AWS credentials: {exc}")
     if isinstance(exc, botocore.exceptions.ProfileNotFound):
@@ -303,6 +468,8 @@ def classify_aws(exc: BaseException, target: str = "aws") -> Fault | None:
 
 
 HINT_NO_TARGET = "declare [environments.NAME.aws] in runbooks.toml for this environment"
+HINT_ENDPOINT_CREDENTIALS = ("an endpoint target signs its requests: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
+                             "(any values for moto or LocalStack)")
 
 
 def _classify_client_error(exc: botocore.exceptions.ClientError, target: str) -> Fault | None:
@@ -342,7 +509,8 @@ class AwsTarget(Target):
 
     def __init__(self, env: Environment, resources: Resources, read_only: bool = True) -> None:
         super().__init__(env, resources)
-        self.settings = env.aws
+        # Session.from_options resolved them already; a session built directly resolves them here.
+        self.settings = resolve_aws(env.aws, env.name)
         self.read_only = read_only
         self._lock = threading.Lock()
         self._clients: dict[tuple[str, str], Any] = {}
@@ -395,6 +563,8 @@ class AwsTarget(Target):
             # s3control's account id cannot be a host prefix of 127.0.0.1
             s3={"addressing_style": "path"} if self.settings.endpoint_url else None,
             inject_host_prefix=not self.settings.endpoint_url,
+            # AWS_ENDPOINT_URL must not lead the in-process stub's requests out of the process
+            ignore_configured_endpoint_urls=True if self.kind is AwsKind.MOTO else None,
         )
 
     def session(self) -> boto3.Session:
