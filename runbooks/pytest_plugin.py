@@ -273,6 +273,8 @@ class RunbooksPlugin:
         """The scenario's one outcome, from its records — the rule JUnit and Cucumber JSON use too."""
         try:
             result = yield
+        except pytest.exit.Exception:  # a guard stopped the whole run
+            raise
         except (Exception, _Reported):
             progress = item.stash.get(_STATE, None)
             if progress is None or not progress.failed():  # not a step we recorded: pytest reports it as is

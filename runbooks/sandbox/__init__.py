@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import boto3
+import botocore.session
 
 from ..config import Environment
 from .service import ReferenceService
@@ -19,8 +20,11 @@ class Sandbox:
         self.service: ReferenceService | None = None
 
     def start(self) -> Sandbox:
-        # The provisioner's session is deliberately separate from (and unlike) the checks' guarded one.
-        provision(self.stack, boto3.Session(region_name=self.stack.region))
+        # The provisioner's session is deliberately separate from (and unlike) the checks' guarded one; it
+        # ignores AWS_ENDPOINT_URL, which would send the provisioning to another endpoint than the run's moto.
+        core = botocore.session.Session()
+        core.set_config_variable("ignore_configured_endpoint_urls", True)
+        provision(self.stack, boto3.Session(botocore_session=core, region_name=self.stack.region))
         if self.settings.service:
             # PortInUse (a fixed [service] port held by another program) reaches the plugin, which says it once
             self.service = ReferenceService(self.stack.service).start(self.stack.service_port)

@@ -1,9 +1,9 @@
 """Tests of the project's own steps, against an in-process moto account: `pytest steps/`."""
 
 import boto3
+
 from runbooks.sdk import Outcome
 from runbooks.testing import evaluate, started_session
-
 from steps.storage import object_exists
 
 MOTO = 'aws = { target = "moto", region = "eu-west-1" }'
