@@ -8,12 +8,15 @@ Every command that needs the vocabulary (``verify``, plain ``pytest``, ``lint``,
   modules are step modules);
 - the project: ``steps = [...]`` in ``runbooks.toml`` — folders or ``.py`` files relative to it, or
   dotted module names — else its ``steps/`` folder when there is one. A folder is imported as a
-  package named after it, with its parent directory on ``sys.path`` (as pytest does for a rootdir).
+  package named after it, its parent directory first on ``sys.path`` (as pytest does for a rootdir),
+  so the team's tests import the very same modules (``from steps.storage import ...``).
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.machinery
+import importlib.util
 import pkgutil
 import sys
 from importlib.metadata import entry_points
@@ -75,13 +78,32 @@ def _import_path(path: Path, config: Config) -> ModuleType:
         raise ConfigError(f"steps: {path} is not a folder or a .py file", config.path)
     if not name.isidentifier():
         raise ConfigError(f"steps: {path.name!r} cannot be imported as a Python module (rename it)", config.path)
-    if str(parent) not in sys.path:
-        sys.path.append(str(parent))
+    if str(parent) not in sys.path:  # first, as pytest's rootdir insertion does: the project's folder wins
+        sys.path.insert(0, str(parent))
+    if name not in sys.modules:
+        # Found in that folder only: a steps/ without __init__.py would otherwise lose to any regular
+        # package of the same name further down sys.path.
+        spec = importlib.machinery.PathFinder.find_spec(name, [str(parent)])
+        if spec is not None:
+            module = importlib.util.module_from_spec(spec)  # a namespace package (no loader) needs no more
+            sys.modules[name] = module
+            try:
+                if spec.loader is not None:
+                    _import(name, f"steps {path}", lambda: _executed(spec, module))
+            except BaseException:
+                del sys.modules[name]
+                raise
     module = _import(name, f"steps {path}")
     origin = Path(getattr(module, "__file__", None) or next(iter(getattr(module, "__path__", [])), "")).resolve()
     if origin != path.resolve() and path.resolve() not in origin.parents:
         raise ConfigError(f"steps: {path} would be imported as {name!r}, but {name!r} is already the module "
                           f"at {origin}; rename the folder or name it as a dotted module", config.path)
+    return module
+
+
+def _executed(spec: importlib.machinery.ModuleSpec, module: ModuleType) -> ModuleType:
+    assert spec.loader is not None
+    spec.loader.exec_module(module)
     return module
 
 
