@@ -8,7 +8,8 @@
 #   @reviewed:YYYY-MM-DD                             last time a person walked through it; lint warns after 180 days
 #   @operational or @integrity                       availability/performance, or data-integrity/audit guarantees
 #   @troubleshooting                                 every scenario is a known issue with Symptom/Root cause/Resolution
-#   @requires:<aws-backup|docker|hosts>              only where the environment can answer (else recorded as skipped)
+#   @requires:<aws-backup|docker|hosts|postgres|redis|prometheus|alertmanager>
+#                                                    only where the environment can answer (else recorded as skipped)
 #
 # Description: `Heading:` paragraphs starting at the margin (indent their continuation lines); all six are
 # required. References lists paths relative to the repository root, which must exist.

@@ -83,6 +83,8 @@ def markdown_catalog(config: Config | None = None) -> str:
             if d.choices:
                 for field, allowed in d.choices.items():
                     out += [f"- `{field}`: one of " + ", ".join(f"`{a}`" for a in allowed)]
+            if d.requires:
+                out += [f"- Needs: `@requires:{d.requires}` on its scenario or feature"]
             out += [
                 "- Permissions: " + (", ".join(f"`{p}`" for p in d.permissions) if d.permissions else "none (not AWS)"),
                 f"- Defined in: `steps/{d.domain}.py` (`{d.name}`)",

@@ -2,7 +2,16 @@
 
 Exit codes: 0 every automated check passed; 1 at least one FAIL (at or above ``--fail-on``); 2 bad
 usage, configuration or feature file (one line naming it), or a guard step (wrong AWS account)
-stopped the run; 3 no FAIL but at least one ERROR (could not verify); 130 interrupted.
+stopped the run; 3 no FAIL but at least one ERROR (could not verify); 130 interrupted (Ctrl-C), 143
+terminated (SIGTERM: handled like Ctrl-C, the reports and the history are written).
+A report that cannot be written at the end (its folder went away or became read-only during the run) is
+also exit 2, in one line naming it and the run's own exit code; the summary, the history and the reports
+that could be written are kept.
+A history file that is not a runbooks history (garbage, damaged, another program's database) is exit 2
+before anything runs, in one line with the command that moves it aside; a run that could not start
+(the history locked by another process, the sandbox failed to start, any other failure while starting)
+is exit 3 in one line — never "interrupted". A stdout closed by its reader (``runbooks steps | head``)
+only discards the rest of the output: the command ends with its own exit code, quietly.
 """
 
 from __future__ import annotations
@@ -10,6 +19,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import signal
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,10 +29,12 @@ from typing import NoReturn
 
 from . import __version__
 from .config import Config, ConfigError, Environment, load_config, load_optional_config
-from .errors import UsageError
+from .deadlines import seconds_option
+from .errors import StartError, UsageError
 from .features import discover, parse_feature
 from .history import DEFAULT_PATH as DEFAULT_HISTORY
 from .preflight import check_paths, display_path
+from .process import exit_status, signal_of, terminate_as_interrupt, tolerate_closed_stdout
 from .reports import SEVERITIES
 from .tags import tag_filter
 
@@ -59,6 +71,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="post the drift summary to this webhook (default: $RUNBOOKS_NOTIFY_URL)")
     verify.add_argument("--notify-always", action="store_true", help="notify even when nothing changed")
     verify.add_argument("--report-url", help="link to the rendered report, included in notifications")
+    verify.add_argument("--timeout", type=seconds_option, metavar="SECONDS",
+                        help="run deadline: steps not run by then are ERROR, exit 3 (default: run_timeout_s; 0: none)")
+    verify.add_argument("--step-timeout", type=seconds_option, metavar="SECONDS",
+                        help="deadline of each step, retries included (default: step_timeout_s, else 300; 0: none)")
     verify.add_argument("-v", "--verbose", action="store_true", help="also show pytest's own output")
     verify.set_defaults(handler=cmd_verify)
 
@@ -77,13 +93,19 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return int(args.handler(args))
+        with tolerate_closed_stdout():
+            return int(args.handler(args))
     except (ConfigError, UsageError) as exc:
         print(f"runbooks: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("runbooks: interrupted", file=sys.stderr)
-        return 130
+    except StartError as exc:
+        print(f"runbooks: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt as exc:
+        print("runbooks: interrupted" + (" (SIGTERM)" if signal_of(exc) != signal.SIGINT else ""), file=sys.stderr)
+        return exit_status(signal_of(exc))
+    except BrokenPipeError:  # stdout closed where output is not guarded: the shell's code for it, quietly
+        return exit_status(signal.SIGPIPE)
     except Exception as exc:  # noqa: BLE001 - a defect must still end in one line and "could not verify"
         print(f"runbooks: internal error: {type(exc).__name__}: {exc} (please report it)", file=sys.stderr)
         return EXIT_ERROR
@@ -103,6 +125,8 @@ def preflight(config: Config, env: Environment, paths: list[Path]) -> tuple[list
         raise UsageError(f"no .feature files under {', '.join(str(p) for p in paths or [config.features])}")
     docs = [(parse_feature(f), display_path(f, config.root)) for f in files]
     problems = check_paths(docs, env)
+    if len(problems) == 1:  # one line, like any other mistake
+        raise UsageError(f"{problems[0]} (nothing was run)")
     if problems:
         for problem in problems:
             print(problem, file=sys.stderr)
@@ -114,6 +138,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     import pytest
 
     from .pytest_plugin import RunbooksPlugin
+    from .result import RunStatus
     from .session import Options, Session
     from .sinks.console import ConsoleSink
 
@@ -125,7 +150,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
         raise UsageError("--drift and --notify compare with the history: they cannot be used with --no-history")
     history = None if args.no_history else (args.history or config.root / DEFAULT_HISTORY)
     options = Options(fail_on=args.fail_on, report_dir=args.report_dir, waivers=args.waivers, history=history,
-                      cucumber_json=args.cucumber_json, sinks=[ConsoleSink(summary=True)])
+                      cucumber_json=args.cucumber_json, sinks=[ConsoleSink(summary=True)],
+                      read_only_actions=role_actions(config, env, files),
+                      run_timeout_s=args.timeout, step_timeout_s=args.step_timeout)
     if history and (args.drift or args.notify):
         from .sinks.drift import DriftSink
 
@@ -135,20 +162,34 @@ def cmd_verify(args: argparse.Namespace) -> int:
     print(f"runbooks verify: environment {session.env.name} ({session.env.aws.summary}), {len(files)} runbook(s)")
 
     plugin = RunbooksPlugin(session, step_modules=step_modules, preflight_done=True, tags=tags)
-    with isolated_from_host():
+    with isolated_from_host(), terminate_as_interrupt():
         code = pytest.main([*(str(f) for f in files), *verify_arguments(config.root, args.verbose)], plugins=[plugin])
     for error in plugin.collect_errors:
         print(error, file=sys.stderr)
     if plugin.interrupted and not session.records:
         print("runbooks: interrupted before any check ran", file=sys.stderr)
-        return 130
+        return exit_status(plugin.interrupt_signal)
+    if session.status is RunStatus.FAILED:  # could not start: the plugin said why, in one line
+        return session.exit_code()
     if not session.records:
         if code == pytest.ExitCode.NO_TESTS_COLLECTED or (tags and code == pytest.ExitCode.OK):
             raise UsageError(f"no scenario matches --tags {args.tags!r}" if tags else "no scenarios to run")
         if code in (pytest.ExitCode.INTERRUPTED, pytest.ExitCode.USAGE_ERROR) or plugin.collect_errors:
             return EXIT_USAGE
         return EXIT_ERROR
+    if session.unwritten:  # the plugin said which report, in one line; the summary, history and others are kept
+        return EXIT_USAGE
     return session.exit_code()
+
+
+def role_actions(config: Config, env: Environment, files: list[Path]) -> tuple[str, ...] | None:
+    """What the session policy of the environment's role allows: the actions these runbooks need (None
+    when no role is assumed)."""
+    if not env.aws.role_arn:
+        return None
+    from .iam_policy import actions_for_files
+
+    return actions_for_files(files, config.root)
 
 
 def verify_arguments(root: Path, verbose: bool) -> list[str]:

@@ -6,6 +6,7 @@ and exit 2 instead of a traceback.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import tomllib
@@ -13,18 +14,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError
+from .errors import ConfigError, read_text
 from .names import did_you_mean
 from .targets import Where, targets
 from .targets.aws import AWS_TARGETS, AwsKind, AwsSettings
 from .targets.docker import DockerSettings
 from .targets.http import ServiceSettings
+from .targets.postgres import PostgresSettings
+from .targets.redis import RedisSettings
 
 __all__ = ["AWS_TARGETS", "AwsKind", "AwsSettings", "Config", "ConfigError", "DockerSettings", "Environment",
            "ServiceSettings", "did_you_mean", "load_config"]
 
 CONFIG_NAME = "runbooks.toml"
 VARIABLE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")  # a {variable} in feature text
+# Time limits (seconds; 0: none), top-level for every environment or per environment (runbooks.deadlines)
+TIME_LIMITS = ("step_timeout_s", "run_timeout_s")
+DEFAULT_STEP_TIMEOUT_S = 300.0
 
 
 @dataclass(frozen=True)
@@ -43,8 +49,14 @@ class Environment:
     services: dict[str, ServiceSettings] = field(default_factory=dict)
     hosts: dict[str, str] = field(default_factory=dict)
     docker: DockerSettings = field(default_factory=DockerSettings)
+    postgres: dict[str, PostgresSettings] = field(default_factory=dict)  # databases by name
+    redis: dict[str, RedisSettings] = field(default_factory=dict)  # Redis servers by name
+    prometheus: ServiceSettings | None = None  # a Prometheus server's API (targets/prometheus.py)
+    alertmanager: ServiceSettings | None = None  # an Alertmanager's API (targets/alertmanager.py)
     sandbox: SandboxSettings | None = None
     secrets: tuple[str, ...] = ()
+    step_timeout_s: float | None = DEFAULT_STEP_TIMEOUT_S  # None: no step deadline
+    run_timeout_s: float | None = None  # None: no run deadline
 
     @property
     def containers(self) -> dict[str, str]:
@@ -96,7 +108,7 @@ class _Locator:
                 current = match.group(1).replace('"', "").replace(" ", "")
                 if current == table:
                     header_line = number
-                if key is not None and current == f"{table}.{key}":  # the key as a sub-table of its own
+                if key is not None and current == (f"{table}.{key}" if table else key):  # a sub-table of its own
                     return number
                 continue
             if key is None:
@@ -111,7 +123,7 @@ class _Locator:
         return header_line
 
 
-_ENV_KEYS = {"description", "vars", "sandbox", "secrets"}  # plus each target's section
+_ENV_KEYS = {"description", "vars", "sandbox", "secrets", *TIME_LIMITS}  # plus each target's section
 _SANDBOX_KEYS = {"stack", "variant", "service"}
 
 
@@ -140,10 +152,7 @@ def load_optional_config(path: Path | str | None = None) -> Config | None:
 
 def load_config(path: Path | str | None = None) -> Config:
     config_path = Path(path) if path else find_config()
-    try:
-        text = config_path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError("configuration file not found", config_path) from None
+    text = read_text(config_path, "configuration file")
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -158,17 +167,22 @@ def _parse(data: dict[str, Any], path: Path, where: _Locator) -> Config:
     def fail(message: str, table: str, key: str | None = None) -> ConfigError:
         return ConfigError(message, path, where.line(table, key))
 
-    unknown_top = set(data) - {"default_environment", "features", "environments", "steps"}
+    top_keys = ("default_environment", "features", "environments", "steps", *TIME_LIMITS)
+    unknown_top = set(data) - set(top_keys)
     if unknown_top:
         key = sorted(unknown_top)[0]
-        raise fail(f"unknown top-level key {key!r}", "", key)
+        raise fail(f"unknown top-level key {key!r}" + did_you_mean(key, top_keys), "", key)
     root = path.resolve().parent
     raw_envs = data.get("environments")
     if not isinstance(raw_envs, dict) or not raw_envs:
-        raise ConfigError("no [environments.NAME] table defined", path)
+        raise fail("no [environments.NAME] table defined", "", "environments" if "environments" in data else None)
+    limits = _time_limits(data, "", fail)
     environments = {
-        name: _parse_environment(name, raw, root, fail) for name, raw in raw_envs.items()
+        name: _parse_environment(name, raw, root, fail, limits) for name, raw in raw_envs.items()
     }
+    for key in ("default_environment", "features"):
+        if key in data and (not isinstance(data[key], str) or not data[key].strip()):
+            raise fail(f"{key} must be a non-empty string (got {data[key]!r})", "", key)
     default = data.get("default_environment", next(iter(environments)))
     if default not in environments:
         raise fail(
@@ -183,7 +197,22 @@ def _parse(data: dict[str, Any], path: Path, where: _Locator) -> Config:
     return Config(path, root, default, features, environments, tuple(steps) if steps is not None else None)
 
 
-def _parse_environment(name: str, raw: Any, root: Path, fail: Any) -> Environment:
+def _time_limits(raw: dict[str, Any], table: str, fail: Any, prefix: str = "") -> dict[str, float | None]:
+    """``step_timeout_s``/``run_timeout_s`` as ``table`` gives them: seconds, 0 for no limit (None)."""
+    limits: dict[str, float | None] = {}
+    for key in TIME_LIMITS:
+        if key not in raw:
+            continue
+        value = raw[key]
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < math.inf:
+            raise fail(f"{prefix}{key} must be a number of seconds, 0 or more (0: no limit), got {value!r}",
+                       table, key)
+        limits[key] = float(value) or None
+    return limits
+
+
+def _parse_environment(name: str, raw: Any, root: Path, fail: Any,
+                       limits: dict[str, float | None] | None = None) -> Environment:
     table = f"environments.{name}"
     if not isinstance(raw, dict):
         raise fail(f"environment {name!r} must be a table", "environments", name)
@@ -196,23 +225,28 @@ def _parse_environment(name: str, raw: Any, root: Path, fail: Any) -> Environmen
     for section in (*sections, "vars", "sandbox"):
         if section in raw and not isinstance(raw[section], dict):
             raise fail(f"environment {name!r}: {section} must be a table", table, section)
-    where = Where(fail, name)
+    where = Where(fail, name, root)
     settings = {section: target.parse(raw.get(section), where) for section, target in sections.items()}
     sandbox = _parse_sandbox(raw["sandbox"], settings["aws"], root, where) if "sandbox" in raw else None
+    if not isinstance(raw.get("description", ""), str):
+        raise fail(f"environment {name!r}: description must be a string", table, "description")
     secrets = raw.get("secrets", [])
     if not isinstance(secrets, list) or not all(isinstance(v, str) and v for v in secrets):
         raise fail(f"environment {name!r}: secrets must be a list of variable or environment variable names",
                    table, "secrets")
     variables = raw.get("vars", {})
     for key, value in variables.items():
-        if not isinstance(value, str | int | float):
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
             raise fail(f"environment {name!r}: variable {key!r} must be a string", f"{table}.vars", key)
+    timeouts = {**(limits or {}), **_time_limits(raw, table, fail, f"environment {name!r}: ")}  # env over top level
     return Environment(
         name=name,
         description=str(raw.get("description", "")),
         vars={k: str(v) for k, v in variables.items()},
         sandbox=sandbox,
         secrets=tuple(secrets),
+        step_timeout_s=timeouts.get("step_timeout_s", DEFAULT_STEP_TIMEOUT_S),
+        run_timeout_s=timeouts.get("run_timeout_s"),
         **settings,
     )
 
@@ -220,6 +254,9 @@ def _parse_environment(name: str, raw: Any, root: Path, fail: Any) -> Environmen
 def _parse_sandbox(raw: dict[str, Any], aws: AwsSettings, root: Path, where: Where) -> SandboxSettings:
     if set(raw) - _SANDBOX_KEYS or "stack" not in raw:
         raise where.error("sandbox needs 'stack' and may have 'variant', 'service'", "", "sandbox")
+    for key, value in raw.items():
+        if not isinstance(value, str) or not value:
+            raise where.error(f"sandbox.{key} must be a non-empty string (got {value!r})", "", "sandbox")
     if aws.kind is not AwsKind.MOTO:
         raise where.error("a sandbox provisions itself and needs aws.target = 'moto'", "aws", "target")
     stack = root / raw["stack"]

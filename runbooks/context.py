@@ -13,10 +13,14 @@ from .result import CheckResult
 if TYPE_CHECKING:
     from .config import Environment, ServiceSettings
     from .resources import Resources
+    from .targets.alertmanager import AlertmanagerTarget
     from .targets.aws import AwsTarget, RegionView
     from .targets.docker import DockerTarget
     from .targets.hosts import HostsTarget
     from .targets.http import HttpTarget
+    from .targets.postgres import PostgresTarget
+    from .targets.prometheus import PrometheusTarget
+    from .targets.redis import RedisTarget
 
 
 # The step whose check is running in this thread (the session sets it): lets observers such as the
@@ -67,6 +71,22 @@ class CheckContext:
     @property
     def docker(self) -> DockerTarget:
         return self._targets["docker"]  # type: ignore[no-any-return]
+
+    @property
+    def postgres(self) -> PostgresTarget:
+        return self._targets["postgres"]  # type: ignore[no-any-return]
+
+    @property
+    def redis(self) -> RedisTarget:
+        return self._targets["redis"]  # type: ignore[no-any-return]
+
+    @property
+    def prometheus(self) -> PrometheusTarget:
+        return self._targets["prometheus"]  # type: ignore[no-any-return]
+
+    @property
+    def alertmanager(self) -> AlertmanagerTarget:
+        return self._targets["alertmanager"]  # type: ignore[no-any-return]
 
     def target(self, name: str) -> Any:
         """A target by its registered name (for targets added by packages)."""

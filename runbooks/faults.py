@@ -20,6 +20,7 @@ class FaultKind(enum.StrEnum):
     TIMEOUT = "timeout"
     CONNECTION = "connection"  # refused, reset, DNS
     SERVICE_ERROR = "service-error"  # 5xx / InternalError from the target
+    MALFORMED_RESPONSE = "malformed-response"  # a 2xx that is not the expected document (HTML, empty, garbage)
     READ_ONLY = "read-only"  # a check asked for a mutation; the request was never sent
     NOT_IMPLEMENTED = "not-implemented"  # a stub target cannot answer this operation
     NO_TARGET = "no-target"  # the environment declares no target of this kind
@@ -42,6 +43,8 @@ HINTS: dict[FaultKind, str] = {
     FaultKind.UNKNOWN_NAME: "declare it in runbooks.toml for this environment",
     FaultKind.NO_TARGET: "declare the target for this environment in runbooks.toml",
     FaultKind.SERVICE_ERROR: "the service could not answer; re-run later, and check the service's health",
+    FaultKind.MALFORMED_RESPONSE: "something that is not the service answered (a proxy, captive portal or load "
+    "balancer?): check the endpoint URL, HTTPS_PROXY and the network path, then re-run",
     FaultKind.CLIENT_ERROR: "this is a defect in the check or the target; re-run with -v and report it",
     FaultKind.DEFECT: "this is a defect in the check or the target; re-run with -v and report it",
 }

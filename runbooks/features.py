@@ -15,8 +15,9 @@ from gherkin.errors import CompositeParserException, ParserError
 from gherkin.parser import Parser
 
 from .config import ConfigError
+from .errors import read_text
 
-_OUTLINE_PARAM = re.compile(r"<([^<>]+)>")
+OUTLINE_PARAM = re.compile(r"<([^<>]+)>")
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,9 @@ class FeatureDoc:
     description: str
     background: list[StepDoc]
     scenarios: list[ScenarioDoc]
+    # Lines of the Feature's or a Rule's description that start with a step keyword: Gherkin reads them as
+    # prose, so a step written before the first Scenario would never run (preflight refuses real steps).
+    prose_steps: list[StepDoc] = field(default_factory=list)
 
     def tag_value(self, prefix: str, scenario: ScenarioDoc | None = None) -> str | None:
         """The value of a ``@prefix:value`` tag; the scenario's wins over the feature's."""
@@ -72,7 +76,7 @@ class FeatureDoc:
 
 
 def render_outline(text: str, row: dict[str, str]) -> str:
-    return _OUTLINE_PARAM.sub(lambda m: row.get(m.group(1), m.group(0)), text)
+    return OUTLINE_PARAM.sub(lambda m: row.get(m.group(1), m.group(0)), text)
 
 
 _TYPES = {"Context": "given", "Action": "when", "Outcome": "then"}
@@ -148,10 +152,7 @@ def _dedent(text: str) -> str:
 
 
 def parse_feature(path: Path) -> FeatureDoc:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read feature file: {exc.strerror}", path) from None
+    text = read_text(path, "feature file", bom=False)
     try:
         doc = Parser().parse(text)
     except CompositeParserException as exc:
@@ -162,8 +163,11 @@ def parse_feature(path: Path) -> FeatureDoc:
     feature: dict[str, Any] | None = doc.get("feature")  # type: ignore[assignment]  # TypedDicts, read as dicts
     if not feature:
         raise ConfigError("no Feature: in this file", path, 1)
+    _check_tags(feature, path)
+    lines = text.splitlines()
     background: list[StepDoc] = []
     scenarios: list[ScenarioDoc] = []
+    prose_steps = _prose_steps(lines, feature)
 
     def walk(children: list[dict[str, Any]], rule: str | None) -> None:
         for child in children:
@@ -172,6 +176,7 @@ def parse_feature(path: Path) -> FeatureDoc:
             elif "scenario" in child:
                 scenarios.append(_scenario(child["scenario"], rule))
             elif "rule" in child:
+                prose_steps.extend(_prose_steps(lines, child["rule"]))
                 walk(child["rule"]["children"], child["rule"]["name"])
 
     walk(feature.get("children", []), None)
@@ -183,13 +188,56 @@ def parse_feature(path: Path) -> FeatureDoc:
         description=_dedent(feature.get("description", "")),
         background=background,
         scenarios=scenarios,
+        prose_steps=prose_steps,
     )
+
+
+_STEP_LINE = re.compile(r"^\s*(Given|When|Then|And|But|\*)\s+(\S.*?)\s*$")
+
+
+def _prose_steps(lines: list[str], node: dict[str, Any]) -> list[StepDoc]:
+    """Step-like lines between a Feature's (or Rule's) own line and its first Background, Scenario or Rule."""
+    def start(child: dict[str, Any]) -> int:
+        inner = next(iter(child.values()))
+        return min([inner["location"]["line"], *(t["location"]["line"] for t in inner.get("tags", []))])
+
+    end = min((start(child) for child in node.get("children", [])), default=len(lines) + 1)
+    found = []
+    for number in range(node["location"]["line"] + 1, end):
+        match = _STEP_LINE.match(lines[number - 1])
+        if match:
+            keyword = match.group(1)
+            kind = keyword.lower() if keyword in ("Given", "When", "Then") else "given"
+            found.append(StepDoc(keyword, kind, match.group(2), number, kind == keyword.lower()))
+    return found
+
+
+def _check_tags(node: Any, path: Path) -> None:
+    """Tags pytest cannot turn into a marker: ``@`` alone, ``@:value``, ``@_name`` (pytest would crash)."""
+    if isinstance(node, list):
+        for item in node:
+            _check_tags(item, path)
+        return
+    if not isinstance(node, dict):
+        return
+    for tag in node.get("tags", []):
+        name = tag["name"].lstrip("@").split(":", 1)[0]
+        if not name or name.startswith("_"):
+            problem = "a tag needs a name" if not name else "a tag name cannot start with '_'"
+            raise ConfigError(f"tag {tag['name']!r}: {problem}, e.g. @smoke or @severity:critical",
+                              path, tag["location"]["line"])
+    for key in ("children", "scenario", "rule", "background", "examples"):
+        if key in node:
+            _check_tags(node[key], path)
 
 
 def _gherkin_error(path: Path, exc: Exception) -> ConfigError:
     location = getattr(exc, "location", None) or {}
     message = str(exc)
     message = re.sub(r"^\(\d+:\d+\):\s*", "", message)
+    if re.search(r"got '\s*Feature:", message):
+        return ConfigError("a second Feature: line; a feature file holds one Feature (move this one to a file "
+                           "of its own)", path, location.get("line"))
     return ConfigError(f"Gherkin syntax error: {message}", path, location.get("line"))
 
 

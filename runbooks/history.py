@@ -2,11 +2,23 @@
 
 Each step record is committed as it arrives, so a crash or Ctrl-C keeps every result gathered so far;
 SQLite's journal (WAL) guarantees an interrupted write never corrupts earlier runs.
+
+A run killed outright (SIGKILL, power loss) stays ``running``; the next run that opens the history marks
+it ``abandoned`` (:meth:`History.mark_abandoned`) when its owner is provably gone: the run was recorded on
+this host (same host name) and either the machine restarted since (Linux boot id) or no process with its
+pid exists any more. Anything else is left ``running``: a live run in another process (or container),
+a pid since reused by another program, a run recorded on another host or by a version that kept no owner.
+
+A file that is not a runbooks history (not SQLite, damaged, or holding other tables) is refused before
+anything is written to it, with the command that moves it aside; it is never changed or deleted.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import shlex
+import socket
 import sqlite3
 import threading
 import uuid
@@ -14,9 +26,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .result import StepRecord
+from .errors import StartError, UsageError
+from .result import RunStatus, StepRecord
 
 DEFAULT_PATH = Path(".runbooks") / "history.sqlite"
+LOCK_WAIT_S = 30.0  # how long a write waits for another process's lock before the run gives up
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -25,7 +39,7 @@ CREATE TABLE IF NOT EXISTS runs (
     target TEXT,
     started_at TEXT NOT NULL,
     finished_at TEXT,
-    status TEXT NOT NULL,           -- running | finished | interrupted
+    status TEXT NOT NULL,           -- a RunStatus: running | finished | interrupted | aborted | failed | abandoned
     exit_code INTEGER,
     metadata TEXT NOT NULL
 );
@@ -37,6 +51,36 @@ CREATE TABLE IF NOT EXISTS results (
 );
 CREATE INDEX IF NOT EXISTS runs_by_env ON runs(environment, started_at);
 """
+_COLUMNS = {  # what a runbooks history holds; any other table means the file belongs to something else
+    "runs": {"id", "environment", "target", "started_at", "finished_at", "status", "exit_code", "metadata"},
+    "results": {"run_id", "seq", "record"},
+}
+
+
+class BrokenHistory(UsageError):
+    """The file is not a usable runbooks history: one line saying why and how to move it aside (exit 2)."""
+
+    def __init__(self, path: Path, problem: str) -> None:
+        where = shlex.quote(str(path))
+        super().__init__(f"history database {path} {problem}; it was left as it is: move it aside to start "
+                         f"a new history: mv {where} {shlex.quote(str(path) + '.broken')}")
+
+
+class HistoryLocked(StartError):
+    """Another process holds the history's write lock for longer than :data:`LOCK_WAIT_S` (exit 3)."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(f"history database {path} is locked by another process (waited {LOCK_WAIT_S:g} s); "
+                         "try again once it is released")
+
+
+def history_error(path: Path, exc: sqlite3.Error) -> Exception:
+    """What a SQLite error opening or starting the history means: locked, not a history, or as it is."""
+    if getattr(exc, "sqlite_errorname", "") in ("SQLITE_BUSY", "SQLITE_LOCKED"):
+        return HistoryLocked(path)
+    if isinstance(exc, sqlite3.OperationalError):  # cannot open or write there: not the file's fault
+        return exc
+    return BrokenHistory(path, f"cannot be read as a runbooks history ({exc})")
 
 
 @dataclass(frozen=True)
@@ -56,26 +100,59 @@ class History:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         # One connection shared by the run's threads; writes are serialised by the lock.
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=LOCK_WAIT_S)
         self._lock = threading.Lock()
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(_SCHEMA)
+        try:
+            self._check_schema()  # before anything is written: a file that is not ours is never changed
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.executescript(_SCHEMA)
+        except sqlite3.Error as exc:
+            self._db.close()
+            raise history_error(path, exc) from None
+        except BrokenHistory:
+            self._db.close()
+            raise
         self._seq = 0
+
+    def _check_schema(self) -> None:
+        tables = {name for (name,) in self._db.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")}
+        foreign = sorted(tables - _COLUMNS.keys())
+        if foreign:
+            raise BrokenHistory(self.path, f"is not a runbooks history (it holds other tables: {', '.join(foreign)})")
+        for table in sorted(tables):
+            columns = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
+            missing = sorted(_COLUMNS[table] - columns)
+            if missing:
+                raise BrokenHistory(self.path, f"is not a runbooks history (table {table} has no {', '.join(missing)})")
 
     def close(self) -> None:
         self._db.close()
 
     # writing ---------------------------------------------------------------------------------
     def start_run(self, metadata: dict[str, Any]) -> str:
+        """A new ``running`` run; its metadata names the process that owns it until it finishes."""
         run_id = uuid.uuid4().hex[:12]
         with self._lock:
             self._db.execute(
                 "INSERT INTO runs (id, environment, target, started_at, status, metadata) VALUES (?,?,?,?,?,?)",
                 (run_id, metadata["environment"], metadata.get("target"), metadata["started_at"], "running",
-                 json.dumps(metadata)),
+                 json.dumps({**metadata, "owner": owner()})),
             )
         return run_id
+
+    def mark_abandoned(self) -> list[str]:
+        """Mark ``abandoned`` the runs left ``running`` whose process is provably gone (the rule is in the
+        module's docstring); the ids marked."""
+        here = owner()
+        rows = self._db.execute("SELECT id, metadata FROM runs WHERE status = ?", (RunStatus.RUNNING.value,))
+        gone = [run_id for run_id, metadata in rows.fetchall() if _gone(json.loads(metadata).get("owner"), here)]
+        with self._lock:
+            for run_id in gone:
+                self._db.execute("UPDATE runs SET status = ? WHERE id = ? AND status = ?",
+                                 (RunStatus.ABANDONED.value, run_id, RunStatus.RUNNING.value))
+        return gone
 
     def add(self, run_id: str, record: StepRecord) -> None:
         with self._lock:
@@ -129,3 +206,30 @@ class History:
         if len(rows) != 1:
             raise ValueError(f"{len(rows)} runs of {environment!r} have an id starting with {run_id!r}")
         return self._summary(rows[0])
+
+
+def owner() -> dict[str, Any]:
+    """This process as the owner of a run: host name, pid and (on Linux) the boot it runs in."""
+    try:
+        boot: str | None = Path("/proc/sys/kernel/random/boot_id").read_text().strip() or None
+    except OSError:
+        boot = None
+    return {"host": socket.gethostname(), "pid": os.getpid(), "boot": boot}
+
+
+def _gone(recorded: Any, here: dict[str, Any]) -> bool:
+    """Whether the process that owns a ``running`` run is provably gone; when in doubt, it is not."""
+    if not isinstance(recorded, dict) or recorded.get("host") != here["host"] or os.name == "nt":
+        return False  # another host, no owner recorded, or no safe liveness probe (os.kill(pid, 0) on Windows)
+    if recorded.get("boot") and here["boot"] and recorded["boot"] != here["boot"]:
+        return True  # the machine restarted since: that process cannot be running
+    pid = recorded.get("pid")
+    if not isinstance(pid, int) or pid == here["pid"]:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # it exists (another user's process) or cannot be told
+        return False
+    return False

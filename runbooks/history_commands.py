@@ -47,6 +47,8 @@ def _history_path(args: argparse.Namespace) -> tuple[Path, Any]:
 
 
 def cmd_history(args: argparse.Namespace) -> int:
+    if args.limit < 1:
+        raise ConfigError(f"--limit must be 1 or more (got {args.limit})")
     path, _ = _history_path(args)
     history = History(path)
     runs = history.runs(args.env, args.limit)
@@ -65,9 +67,13 @@ def cmd_history(args: argparse.Namespace) -> int:
 def _baseline(history: History, env: str, current_id: str | None, against: str | None
               ) -> tuple[str, list[StepRecord]] | None:
     if against:
+        if Path(against).is_dir():
+            raise ConfigError(f"--against {against}: a folder; give a run id or a results.json")
         if Path(against).is_file():
             try:
                 _, records = read_results_json(Path(against))
+            except OSError as exc:
+                raise ConfigError(f"--against: cannot read it ({exc.strerror or exc})", against) from None
             except (ValueError, KeyError, TypeError) as exc:
                 raise ConfigError(f"not a runbooks results.json ({type(exc).__name__}: {exc})", against) from None
             return against, records

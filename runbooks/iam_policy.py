@@ -11,6 +11,10 @@ on that role (it is what the checks need). The identity that runs ``runbooks ver
 needs ``sts:AssumeRole`` on that role ARN (and the role's trust policy must allow it, with the
 ``external_id`` if one is set). That grant is deliberately not part of this output, which stays
 about the checks; the command only mentions it on stderr.
+
+Session policy: ``runbooks verify`` assumes that role with :func:`session_policy` of the runbooks it
+runs (plus :data:`ENGINE_ACTIONS`) as an inline session policy, so AWS refuses everything else to any
+code holding those credentials, whatever the role itself allows.
 """
 
 from __future__ import annotations
@@ -19,16 +23,17 @@ import argparse
 import json
 import re
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from . import registry
 from .config import Config, load_config, load_optional_config
-from .errors import UsageError
+from .errors import ConfigError, UsageError
 from .features import FeatureDoc, StepDoc, discover, parse_feature
 from .preflight import closest_phrases, display_path
-from .targets.aws import READ_OPERATIONS, READ_PREFIXES
+from .targets.aws import CREDENTIAL_OPERATIONS, READ_OPERATIONS, READ_PREFIXES, is_read_operation
 
 POLICY_VERSION = "2012-10-17"
 STATEMENT_ID = "RunbooksReadOnly"
@@ -44,7 +49,7 @@ def permission_problem(permission: str) -> str | None:
     if not isinstance(permission, str) or not PERMISSION.match(permission):
         return f"{permission!r} is not of the form service:Action (e.g. s3:GetBucketVersioning)"
     verb = permission.split(":", 1)[1]
-    if verb not in READ_ACTIONS and not verb.startswith(READ_PREFIXES):
+    if not is_read_operation(verb):  # GetSessionToken and its kind hand out credentials: not reads either
         return f"{permission!r} is not a read action (Get*/List*/Describe*/Head*/BatchGet*/Query/Scan)"
     return None
 
@@ -116,6 +121,77 @@ def policy_document(actions: list[str] | set[str] | tuple[str, ...]) -> dict[str
 
 def render_policy(actions: list[str] | set[str] | tuple[str, ...]) -> str:
     return json.dumps(policy_document(actions), indent=2) + "\n"
+
+
+# What the engine calls itself, whatever the runbooks: the account check (ctx.aws.account_id).
+ENGINE_ACTIONS = ("sts:GetCallerIdentity",)
+# AWS STS: "The plaintext that you use for both inline and managed session policies can't exceed 2,048
+# characters" (AssumeRole, Policy). AWS also packs the policy with the session tags; over its own limit
+# AssumeRole fails with PackedPolicyTooLarge, which the run reports as an error.
+SESSION_POLICY_LIMIT = 2048
+
+
+@dataclass(frozen=True)
+class SessionPolicy:
+    """The inline session policy for AssumeRole: compact JSON, and whether it needed wildcards."""
+
+    document: str
+    actions: tuple[str, ...]  # as granted: exact names, or ``service:Verb*`` when compressed
+    compressed: bool
+
+
+def session_policy(actions: Iterable[str]) -> SessionPolicy:
+    """``actions`` plus :data:`ENGINE_ACTIONS` as a session policy of at most 2048 characters.
+
+    Too long with exact names, the actions become one wildcard per service and read verb
+    (``s3:GetBucketTagging`` + ``s3:GetBucketVersioning`` -> ``s3:Get*``), still read-only: a verb
+    under which the service has a credential-issuing operation (``sts:Get*`` would grant
+    GetSessionToken) keeps its exact names. Still too long: :class:`ConfigError`."""
+    exact = sorted(set(actions) | set(ENGINE_ACTIONS))
+    document = _compact(exact)
+    if len(document) <= SESSION_POLICY_LIMIT:
+        return SessionPolicy(document, tuple(exact), False)
+    grouped = wildcard_actions(exact)
+    document = _compact(grouped)
+    if len(document) > SESSION_POLICY_LIMIT:
+        raise ConfigError(f"the read-only session policy for these runbooks needs {len(document)} characters even "
+                          f"with wildcards per service ({len(grouped)} entries); AWS allows {SESSION_POLICY_LIMIT}: "
+                          "verify fewer runbooks per run")
+    return SessionPolicy(document, tuple(grouped), True)
+
+
+def wildcard_actions(actions: Iterable[str]) -> list[str]:
+    """One ``service:Verb*`` per service and read verb (Describe, Get, List, Head, BatchGet), except where
+    the wildcard would also match one of the service's credential-issuing operations."""
+    out: set[str] = set()
+    for action in actions:
+        service, name = action.split(":", 1)
+        verb = next((v for v in READ_PREFIXES if name.startswith(v)), None)
+        if verb is None or any(op.startswith(verb) for op in CREDENTIAL_OPERATIONS.get(service, ())):
+            out.add(action)
+        else:
+            out.add(f"{service}:{verb}*")
+    return sorted(out)
+
+
+def _compact(actions: list[str]) -> str:
+    return json.dumps(policy_document(actions), separators=(",", ":"))
+
+
+def registered_actions() -> list[str]:
+    """Every read permission a registered step declares (the session policy of a run that does not say
+    which runbooks it runs: plain pytest)."""
+    return sorted({p for definition in registry.REGISTRY.values() for p in definition.permissions
+                   if permission_problem(p) is None})
+
+
+def actions_for_files(files: list[Path], root: Path) -> tuple[str, ...]:
+    """The actions the steps of these feature files need (``runbooks verify``'s session policy), checked
+    against the session policy's size limit before anything runs."""
+    docs = [(parse_feature(f), display_path(f, root)) for f in files]
+    actions = tuple(requirements(docs).actions)
+    session_policy(actions)  # too large even with wildcards: exit 2 now, not an error per step later
+    return actions
 
 
 def policy_for_paths(paths: list[Path], root: Path | None = None,

@@ -137,6 +137,28 @@ def lint_template(feature: FeatureDoc, display: str, root: Path, *, today: date,
     for scenario in feature.scenarios:
         if troubleshooting or any(t.name == "troubleshooting" for t in scenario.tags):
             issues.extend(_troubleshooting(display, scenario))
+    issues.extend(_missing_requires(feature, display))
+    return issues
+
+
+def _missing_requires(feature: FeatureDoc, display: str) -> list[Issue]:
+    """A step that reads a target only some environments have (its ``requires``), in a scenario without that
+    ``@requires:`` tag: an environment without the target would report an ERROR instead of skipping it."""
+    from .registry import find
+
+    on_feature = {t.name for t in feature.tags}
+    blocks = [(on_feature, [(s, s.text) for s in feature.background])]
+    blocks += [(on_feature | {t.name for t in sc.tags}, list(sc.concrete_steps())) for sc in feature.scenarios]
+    issues: list[Issue] = []
+    seen: set[int] = set()
+    for tags, steps in blocks:
+        for step, text in steps:
+            found = find(text)
+            needed = found[0].requires if found else ""
+            if needed and f"requires:{needed}" not in tags and step.line not in seen:
+                seen.add(step.line)
+                issues.append(Issue(display, step.line, f"this step reads {needed}: tag its scenario (or the "
+                                    f"feature) @requires:{needed}, so that environments without one skip it"))
     return issues
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from . import registry
 from .config import VARIABLE, Environment
-from .features import FeatureDoc, StepDoc
+from .features import OUTLINE_PARAM, FeatureDoc, ScenarioDoc, StepDoc
 from .names import did_you_mean
 
 # Step fields whose values must name something the environment declares.
@@ -75,16 +75,38 @@ def check_feature(feature: FeatureDoc, env: Environment | None, display: str) ->
                         f"not {block[0].keyword!r} (pytest-bdd refuses it); e.g. `Given {block[0].text}`")
             )
 
+    for step in feature.prose_steps:  # Gherkin keeps them as description: they would never run
+        if registry.find(step.text) is not None or closest_phrases(step.text):
+            problems.append(Problem(display, step.line, f"step `{step.keyword} {step.text}` is outside any "
+                                    "Scenario or Background, so it would never run; move it into one"))
+
     checked: set[tuple[int, str]] = set()
     steps: list[tuple[StepDoc, str]] = [(s, s.text) for s in feature.background]
     for scenario in feature.scenarios:
-        steps.extend(scenario.concrete_steps())
+        unfilled = _unfilled_placeholders(scenario)
+        problems.extend(Problem(display, line, message) for line, message in unfilled.items())
+        steps.extend((step, text) for step, text in scenario.concrete_steps() if step.line not in unfilled)
     for step, text in steps:
         if (step.line, text) in checked:
             continue
         checked.add((step.line, text))
         problems.extend(_check_step(step, text, env, display))
     return problems
+
+
+def _unfilled_placeholders(scenario: ScenarioDoc) -> dict[int, str]:
+    """Step line -> why an outline's ``<placeholder>`` would run as written: no Examples column gives it a value."""
+    if not scenario.examples and "Outline" not in scenario.keyword and "Template" not in scenario.keyword:
+        return {}  # a plain Scenario: "<" and ">" are just text
+    columns = sorted({column for row in scenario.examples for column in row})
+    found = {}
+    for step in scenario.steps:
+        missing = [name for name in OUTLINE_PARAM.findall(step.text) if name not in columns]
+        if missing:
+            where = f"the Examples columns are {', '.join(columns)}" if columns else "it has no Examples rows"
+            found[step.line] = (f"placeholder <{missing[0]}> has no Examples column, so it would run as written "
+                                f"({where})")
+    return found
 
 
 def _check_step(step: StepDoc, text: str, env: Environment | None, display: str) -> list[Problem]:

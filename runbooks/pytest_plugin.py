@@ -11,10 +11,12 @@ and maps each scenario to one pytest outcome: FAIL -> failed, ERROR -> error, no
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import time
 import types
 from collections.abc import Callable, Generator
+from contextlib import ExitStack
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -26,10 +28,12 @@ from pytest_bdd.feature import get_features
 from pytest_bdd.parser import Feature, Scenario, Step
 
 from .config import Config, ConfigError, load_config
+from .deadlines import seconds_option
 from .features import parse_feature
 from .formatting import failure_message
 from .history import DEFAULT_PATH as DEFAULT_HISTORY
 from .preflight import check_feature, display_path
+from .process import signal_of, terminate_as_interrupt
 from .registry import STEP_RUNNER, StepDefinition
 from .result import SEVERITIES, Outcome, RunStatus, ScenarioOutcome, StepRecord, scenario_outcome
 from .session import HARD_STEP_TYPES, Options, ScenarioProgress, Session
@@ -37,6 +41,7 @@ from .tags import TagFilter
 from .targets import missing_capability
 
 _STATE = pytest.StashKey[ScenarioProgress]()
+_STOPPED = pytest.StashKey[bool]()  # a step error (a failed Given/When, an unexpected error) ended the scenario
 PLUGIN_NAME = "runbooks-session"
 
 
@@ -75,6 +80,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--runbooks-no-history", action="store_true", default=False, help="do not record this run")
     group.addoption("--runbooks-cucumber-json", default=None, metavar="PATH",
                     help="write a Cucumber JSON report (pytest-bdd's --cucumberjson writes the same one)")
+    group.addoption("--runbooks-timeout", type=seconds_option, default=None, metavar="SECONDS",
+                    help="run deadline: steps not run by then are ERROR (default: run_timeout_s; 0: none)")
+    group.addoption("--runbooks-step-timeout", type=seconds_option, default=None, metavar="SECONDS",
+                    help="deadline of each step (default: step_timeout_s, else 300; 0: none)")
     group.addoption("--runbooks-procedure", action="store_true", default=False, help=argparse.SUPPRESS)
 
 
@@ -111,6 +120,8 @@ def _session_from_options(config: pytest.Config, runbooks_config: Config) -> Ses
         waivers=Path(option("runbooks_waivers")) if option("runbooks_waivers") else None,
         history=history,
         cucumber_json=Path(cucumber) if cucumber else None,
+        run_timeout_s=option("runbooks_timeout"),
+        step_timeout_s=option("runbooks_step_timeout"),
     )
     if option("runbooks_procedure"):
         from .sinks.console import ConsoleSink
@@ -131,8 +142,10 @@ class RunbooksPlugin:
         self.tags = tags
         self.collect_errors: list[str] = []
         self.interrupted = False
+        self.interrupt_signal = int(signal.SIGINT)  # SIGTERM when the run was terminated
         self.config: pytest.Config | None = None
         self._runbooks_config: Config | None = None
+        self._signals = ExitStack()
 
     @pytest.hookimpl(trylast=True)  # after pytest-bdd configured its Cucumber JSON writer
     def pytest_configure(self, config: pytest.Config) -> None:
@@ -176,9 +189,12 @@ class RunbooksPlugin:
         """The session, started on first use; a run that cannot start says why once and ends (exit 3)."""
         session = self.session
         if session.status is RunStatus.RUNNING and not session.started:
+            if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:  # plain pytest (`runbooks verify` has its own)
+                self._signals.enter_context(terminate_as_interrupt())
             try:
                 session.start()
-            except KeyboardInterrupt:
+            except KeyboardInterrupt as exc:
+                session.interrupt_signal = signal_of(exc)
                 session.stop(RunStatus.INTERRUPTED)
                 raise
             except Exception as exc:  # noqa: BLE001 - nothing can be checked; say why once, not per scenario
@@ -231,8 +247,15 @@ class RunbooksPlugin:
         if report.failed:
             self.collect_errors.append(str(report.longreprtext))
 
-    def pytest_keyboard_interrupt(self) -> None:
-        self.interrupted = True
+    def pytest_keyboard_interrupt(self, excinfo: pytest.ExceptionInfo[BaseException]) -> None:
+        """Ctrl-C or SIGTERM; pytest calls this for ``pytest.exit`` too (a guard, a run that could not start),
+        which is no interruption."""
+        if isinstance(excinfo.value, KeyboardInterrupt):
+            self.interrupted = True
+            self.interrupt_signal = signal_of(excinfo.value)
+
+    def pytest_unconfigure(self) -> None:
+        self._signals.close()  # the SIGTERM handler installed when the run started, if any
 
     # pytest-bdd hooks ----------------------------------------------------------------------------
     def pytest_bdd_before_scenario(self, request: pytest.FixtureRequest, feature: Feature,
@@ -249,18 +272,23 @@ class RunbooksPlugin:
 
     def pytest_bdd_step_error(self, request: pytest.FixtureRequest, step: Step, exception: Exception) -> None:
         progress = request.node.stash[_STATE]
+        request.node.stash[_STOPPED] = True
         if not isinstance(exception, StepStopped) and id(step) not in progress.done:
             self.record_unexpected(progress, step, f"{type(exception).__name__}: {exception}")
 
     def pytest_bdd_step_func_lookup_error(self, request: pytest.FixtureRequest, step: Step) -> None:
+        request.node.stash[_STOPPED] = True
         self.record_unexpected(request.node.stash[_STATE], step, "undefined step (no step definition matches)")
 
     def pytest_bdd_after_scenario(self, request: pytest.FixtureRequest) -> None:
         progress = request.node.stash[_STATE]
         session = self.session
-        # Steps never reached: after a failed precondition, or because the run was interrupted (Ctrl-C).
-        reason = "not run: an earlier step of this scenario did not pass" if progress.failed() \
+        # Steps never reached: a step error ended the scenario (a failed Given/When, an unexpected error),
+        # else the run was interrupted (Ctrl-C, SIGTERM) - even after a soft (Then) step had failed.
+        reason = "not run: an earlier step of this scenario did not pass" if request.node.stash.get(_STOPPED, False) \
             else "not run: the run was interrupted"
+        if session.out_of_time():  # the run's deadline ended it
+            reason = f"not run: {session.out_of_time()}"
         for step in progress.scenario.steps:
             if id(step) not in progress.done:
                 record = self._record(progress, step, Outcome.SKIPPED, 0.0)
@@ -315,9 +343,15 @@ class RunbooksPlugin:
             status = RunStatus.ABORTED
         elif exitstatus == pytest.ExitCode.INTERRUPTED:
             status = RunStatus.INTERRUPTED
+            built.interrupt_signal = self.interrupt_signal
         else:
             status = RunStatus.FINISHED
         built.stop(status)
+        if built.unwritten:  # the report folder went away or became read-only during the run: one line
+            print(f"runbooks: error: could not write {', '.join(built.unwritten)}; the run ended with exit "
+                  f"{built.exit_code()}, see the summary above", file=sys.stderr)
+            if session.exitstatus == pytest.ExitCode.OK:  # plain pytest: the run must not look clean
+                session.exitstatus = pytest.ExitCode.USAGE_ERROR
 
     # steps -------------------------------------------------------------------------------------
     def execute_step(self, request: pytest.FixtureRequest, definition: StepDefinition, args: dict[str, Any]) -> None:
@@ -339,8 +373,8 @@ class RunbooksPlugin:
         if definition.guard and result.outcome is Outcome.FAIL:
             session.abort(f"guard failed: {record.step}: {result.observed}")
             pytest.exit(f"runbooks: stopped: {session.aborted}", returncode=session.exit_code())
-        if result.outcome in (Outcome.FAIL, Outcome.ERROR) and step.type in HARD_STEP_TYPES:
-            raise StepStopped(failure_message([progress.records[-1]]))
+        if result.outcome in (Outcome.FAIL, Outcome.ERROR) and (step.type in HARD_STEP_TYPES or session.out_of_time()):
+            raise StepStopped(failure_message([progress.records[-1]]))  # past the run's deadline: nothing more runs
 
     def _record(self, progress: ScenarioProgress, step: Step, outcome: Outcome, duration: float) -> StepRecord:
         progress.done.add(id(step))

@@ -77,6 +77,7 @@ class StepDefinition:
     title: str = ""  # the catalogue heading of its module (TITLE), else the module's name
     order: int = 1000  # where that heading goes in the catalogue (the module's CATALOG_ORDER)
     numeric: dict[str, Callable[[str], Any]] = field(default_factory=dict)  # fields converted after resolving
+    requires: str = ""  # the @requires: capability its scenarios need (e.g. "prometheus"), "" when none
 
     @property
     def name(self) -> str:
@@ -112,12 +113,15 @@ def check(
     choices: dict[str, tuple[str, ...]] | None = None,
     validators: dict[str, Callable[[str], None]] | None = None,
     guard: bool = False,
+    requires: str = "",
 ) -> Callable[[CheckFunc], CheckFunc]:
     """Register ``func`` as the check behind ``phrase``, a ``parse`` format: ``the S3 bucket "{bucket}" exists``.
 
     ``permissions``: the IAM actions the check needs. ``manual``: the command an operator would run,
     a format string over the phrase's fields. ``choices``/``validators``: argument checks that
     preflight applies before anything runs (a validator raises ``ValueError`` with a one-line reason).
+    ``requires``: the ``@requires:`` capability of the target the check reads (``prometheus``): lint asks
+    every scenario that uses the step to carry it, so that environments without that target skip it.
     """
 
     def decorate(func: CheckFunc) -> CheckFunc:
@@ -141,6 +145,7 @@ def check(
             validators=dict(validators or {}),
             guard=guard,
             numeric=numeric,
+            requires=requires,
         )
         previous = REGISTRY.get(phrase)
         if previous is not None and defined_at(previous.func) != defined_at(func):

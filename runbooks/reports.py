@@ -64,8 +64,20 @@ def write_results_json(path: Path, metadata: dict[str, Any], records: list[StepR
 
 
 def read_results_json(path: Path) -> tuple[dict[str, Any], list[StepRecord]]:
+    """The run and records of a results.json; ValueError saying what is wrong with any other JSON file."""
     data = json.loads(path.read_text(encoding="utf-8"))
-    return data["run"], [StepRecord.from_json(r) for r in data["results"]]
+    if not isinstance(data, dict) or not isinstance(data.get("run"), dict) or not isinstance(data.get("results"), list):
+        raise ValueError("expected an object with a \"run\" object and a \"results\" list")
+    records = []
+    for number, raw in enumerate(data["results"]):
+        texts = ("runbook", "scenario", "step", "outcome")
+        if not isinstance(raw, dict) or not all(isinstance(raw.get(key), str) for key in texts):
+            raise ValueError(f"results[{number}] is not a step record ({', '.join(texts)} as strings)")
+        try:
+            records.append(StepRecord.from_json(raw))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"results[{number}] is not a step record: {exc}") from None
+    return data["run"], records
 
 
 def junit_xml(metadata: dict[str, Any], records: list[StepRecord]) -> str:

@@ -42,9 +42,10 @@ def at_or_above(severity: str, threshold: str) -> bool:
 class RunStatus(enum.StrEnum):
     RUNNING = "running"
     FINISHED = "finished"
-    INTERRUPTED = "interrupted"  # Ctrl-C / SIGINT: what was gathered is kept
+    INTERRUPTED = "interrupted"  # Ctrl-C / SIGINT / SIGTERM: what was gathered is kept
     ABORTED = "aborted"  # a guard step stopped the run on purpose
     FAILED = "failed"  # the run could not start
+    ABANDONED = "abandoned"  # left `running` by a killed process (SIGKILL, power loss); marked by a later run
 
 
 @dataclass(frozen=True)

@@ -15,13 +15,15 @@ A step is one phrase and one plain function::
   :class:`Finding` to end a check early with a result.
 - Let "could not check" exceptions escape (or raise :class:`CouldNotCheck`): the engine classifies them
   (:func:`classify`) into an ERROR naming the fault. Never turn them into a FAIL.
-- Use the targets on ``ctx`` (``ctx.aws``, ``ctx.http``, ``ctx.hosts``, ``ctx.docker``); never build
-  clients of your own: the targets hold the read-only guard, timeouts, retries and the per-run memo.
+- Use the targets on ``ctx`` (``ctx.aws``, ``ctx.http``, ``ctx.hosts``, ``ctx.docker``, ``ctx.postgres``,
+  ``ctx.redis``); never build clients of your own: the targets hold the read-only guard, timeouts, retries
+  and the per-run memo.
 """
 
 from __future__ import annotations
 
 from .context import CheckContext, Finding, ScenarioState
+from .deadlines import DeadlineReached
 from .faults import CouldNotCheck, Fault, FaultKind, UnknownName, classify
 from .names import did_you_mean
 from .registry import StepDefinition, check
@@ -31,6 +33,8 @@ from .targets.aws_resources import AWS_RESOURCES, AwsResource, aws_resource
 from .targets.docker import Container
 from .targets.hosts import HostConnection
 from .targets.http import ServiceSettings
+from .targets.postgres import PostgresSettings, Rows
+from .targets.redis import RedisSettings
 
 __all__ = [
     "AWS_RESOURCES",
@@ -41,9 +45,13 @@ __all__ = [
     "CouldNotCheck",
     "Fault",
     "FaultKind",
+    "DeadlineReached",
     "Finding",
     "HostConnection",
     "Outcome",
+    "PostgresSettings",
+    "RedisSettings",
+    "Rows",
     "ScenarioState",
     "ServiceSettings",
     "StepDefinition",

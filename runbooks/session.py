@@ -8,6 +8,7 @@ it, tells its sinks, and is the one place that decides the exit code.
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import threading
 from dataclasses import dataclass, field
@@ -18,9 +19,11 @@ from typing import TYPE_CHECKING, Any
 from . import __version__
 from .config import VARIABLE, Config, Environment
 from .context import CURRENT_STEP, CheckContext, Finding, ScenarioState
+from .deadlines import DEADLINE, RUN, Deadline, for_step, not_started
 from .errors import UsageError
 from .faults import UnknownName, classify
 from .features import section
+from .process import exit_status
 from .redact import Redactor
 from .registry import StepDefinition
 from .resources import Resources
@@ -71,6 +74,12 @@ class Options:
     history: Path | None = None  # None: no history
     cucumber_json: Path | None = None  # None: no Cucumber JSON report
     sinks: list[Sink] = field(default_factory=list)
+    # The IAM actions of aws.role_arn's session policy (`runbooks verify`: what its runbooks need);
+    # None: every registered step's permissions (plain pytest)
+    read_only_actions: tuple[str, ...] | None = None
+    # --step-timeout / --timeout: seconds (0: no limit); None: the environment's step_timeout_s / run_timeout_s
+    step_timeout_s: float | None = None
+    run_timeout_s: float | None = None
 
 
 class Session:
@@ -83,6 +92,7 @@ class Session:
         self.sinks: list[Sink] = list(self.options.sinks)
         self.resources = Resources()
         self.targets: dict[str, Any] = {name: cls(env, self.resources) for name, cls in target_classes().items()}
+        self.aws.read_only_actions = self.options.read_only_actions
         self.vars: dict[str, str] = dict(env.vars)
         self.records: list[StepRecord] = []
         self.redactor = Redactor.for_environment(env)
@@ -92,9 +102,15 @@ class Session:
         self.run_id: str | None = None
         self.status = RunStatus.RUNNING
         self.aborted: str | None = None  # why a guard step stopped the run early
+        self.interrupt_signal = int(signal.SIGINT)  # what interrupted the run: SIGINT (Ctrl-C) or SIGTERM
         self.report_paths: list[Path] = []
+        self.unwritten: list[str] = []  # reports that could not be written at the end: "path (why)"
         self._lock = threading.Lock()
         self.started = False
+        # How long a step, and the run, may take (None: no limit); the run's deadline starts with the run.
+        self.step_timeout_s = _limit(self.options.step_timeout_s, env.step_timeout_s)
+        self.run_timeout_s = _limit(self.options.run_timeout_s, env.run_timeout_s)
+        self.run_deadline: Deadline | None = None
 
     @classmethod
     def from_options(cls, config: Config, env: Environment, options: Options) -> Session:
@@ -109,7 +125,7 @@ class Session:
         env = resolved_environment(env, config)  # region, profile and AWS endpoints as the run will use them
         session = cls(config, env, options)
         waivers = options.waivers or config.root / "waivers.toml"
-        if options.waivers or waivers.is_file():
+        if options.waivers or waivers.exists():  # a folder of that name is refused, not ignored
             session.waivers = load_waivers(waivers)
         front: list[Sink] = []
         if options.history is not None:
@@ -137,6 +153,8 @@ class Session:
         if self.started:
             return self
         self.started = True
+        if self.run_timeout_s:
+            self.run_deadline = Deadline.after(self.run_timeout_s, RUN)
         for sink in self.sinks:
             sink.on_start(self)
         for target in self.targets.values():
@@ -165,6 +183,11 @@ class Session:
     def abort(self, reason: str) -> None:
         self.aborted = reason
 
+    def out_of_time(self) -> str | None:
+        """Why no further step runs ("run deadline of 1800 s reached"); None while the run has time."""
+        deadline = self.run_deadline
+        return deadline.reason() if deadline is not None and deadline.passed() else None
+
     # steps -----------------------------------------------------------------------------------
     def context(self, state: ScenarioState | None = None, region: str | None = None) -> CheckContext:
         return CheckContext(self.env, self.targets, self.resources, state, region)
@@ -189,8 +212,11 @@ class Session:
                  region: str | None = None) -> CheckResult:
         """Run one check and turn any exception into an ERROR result; never raises."""
         token = CURRENT_STEP.set(definition)
+        bounded = DEADLINE.set(for_step(self.step_timeout_s, self.run_deadline))
         try:
             args = self.arguments(definition, args)
+            if self.run_deadline is not None and self.run_deadline.passed():  # no time left to start it
+                raise not_started(self.run_deadline)
             result = definition.func(self.context(state, region), **args)
         except Finding as exc:
             result = exc.result
@@ -199,6 +225,7 @@ class Session:
             resource = "" if isinstance(exc, UnknownName) else args_resource(args)
             result = CheckResult.errored(resource, fault.reason, fault.hint)
         finally:
+            DEADLINE.reset(bounded)
             CURRENT_STEP.reset(token)
         if not result.manual_command and definition.manual:
             result = result.with_manual(definition.manual_command(args))
@@ -228,7 +255,7 @@ class Session:
         if self.aborted:
             return 2  # a guard stopped the run: the environment is not the one named
         if self.status is RunStatus.INTERRUPTED:
-            return 130
+            return exit_status(self.interrupt_signal)  # 130 for Ctrl-C, 143 for SIGTERM
         if self.status is RunStatus.FAILED:
             return 3  # could not even start: nothing was verified
         return exit_code(self.records, self.fail_on)
@@ -250,6 +277,12 @@ class Session:
         }
 
 
+def _limit(option: float | None, configured: float | None) -> float | None:
+    """The option when given, else the configuration; 0 means no limit (None)."""
+    value = configured if option is None else option
+    return value or None
+
+
 def args_resource(args: dict[str, Any]) -> str:
     for key in ("bucket", "table", "service", "host", "container", "plan", "vault", "alarm"):
         if key in args:
@@ -268,6 +301,9 @@ def check_writable(directory: Path, option: str) -> None:
 
 
 def check_history(path: Path) -> None:
+    """The history opens as a runbooks history. A file that is not one (garbage, damaged, another program's
+    database) is refused here, exit 2, with the command that moves it aside; it is never changed. One
+    locked by another process is :class:`~runbooks.errors.StartError` (exit 3): the run could not start."""
     import sqlite3
 
     from .history import History

@@ -18,7 +18,8 @@ class TagFilter:
         try:
             self._expression: Any = parse(text.replace("@", ""))
         except TagExpressionError as exc:
-            raise UsageError(f"--tags: invalid tag expression {text!r}: {exc}") from None
+            reason = str(exc).splitlines()[0] if str(exc).strip() else type(exc).__name__  # one line, no caret art
+            raise UsageError(f"--tags: invalid tag expression {text!r}: {reason}") from None
 
     def selects(self, tags: Iterable[str]) -> bool:
         return bool(self._expression.evaluate([t.lstrip("@") for t in tags]))

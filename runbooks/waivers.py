@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import ConfigError
+from .errors import read_text
 from .result import Outcome, StepRecord
 
 REQUIRED = ("runbook", "scenario", "reason", "accepted_by", "expires")
@@ -96,10 +97,7 @@ class Waivers:
 
 
 def load_waivers(path: Path, today: dt.date | None = None) -> Waivers:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read waivers: {exc.strerror}", path) from None
+    text = read_text(path, "waivers file")
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -108,12 +106,19 @@ def load_waivers(path: Path, today: dt.date | None = None) -> Waivers:
     headers = [n for n, line in enumerate(text.splitlines(), start=1) if line.strip().startswith("[[waiver]]")]
     unknown = set(data) - {"waiver"}
     if unknown:
-        raise ConfigError(f"unknown top-level key {sorted(unknown)[0]!r}; waivers are [[waiver]] tables", path, 1)
+        key = sorted(unknown)[0]
+        raise ConfigError(f"unknown top-level key {key!r}; waivers are [[waiver]] tables", path, _key_line(text, key))
     entries = data.get("waiver", [])
-    if not isinstance(entries, list):
-        raise ConfigError("waivers must be [[waiver]] tables", path, 1)
+    if not isinstance(entries, list) or not all(isinstance(entry, dict) for entry in entries):
+        raise ConfigError("waivers must be [[waiver]] tables", path, _key_line(text, "waiver"))
     return Waivers([_parse(entry, path, headers[i] if i < len(headers) else None)
                     for i, entry in enumerate(entries)], path, today)
+
+
+def _key_line(text: str, key: str) -> int:
+    """The line where a top-level key is set (1 when it cannot be told)."""
+    pattern = re.compile(rf"^\s*(\[\s*)?[\"']?{re.escape(key)}[\"']?\s*[=.\]]")
+    return next((n for n, line in enumerate(text.splitlines(), start=1) if pattern.match(line)), 1)
 
 
 def _parse(entry: dict[str, Any], path: Path, line: int | None) -> Waiver:

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
+
 from runbooks.sdk import CheckResult
+
+F = TypeVar("F", bound=Callable[..., CheckResult])
 
 EXCERPT_CHARS = 160  # how much of a body, a probe's output or an engine error a result quotes
 
@@ -25,3 +30,14 @@ def tag_result(resource: str, tags: dict[str, str], key: str, value: str | None,
     else:
         observed = f"no tag {key!r} (tags: {', '.join(sorted(tags)) or 'none'})"
     return CheckResult.failed(resource, expected, observed, hint)
+
+
+def more_doc(text: str) -> Callable[[F], F]:
+    """Append ``text`` (indented as a docstring's body) to a check's docstring, below ``@check`` so that the
+    catalogue reads the whole of it: the part several steps share is written once."""
+
+    def add(func: F) -> F:
+        func.__doc__ = (func.__doc__ or "").rstrip() + "\n" + text.rstrip()
+        return func
+
+    return add

@@ -7,7 +7,17 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from runbooks.sdk import CheckContext, CheckResult, Finding, aws_resource, check, error_code
+from runbooks.sdk import (
+    CheckContext,
+    CheckResult,
+    CouldNotCheck,
+    Fault,
+    FaultKind,
+    Finding,
+    aws_resource,
+    check,
+    error_code,
+)
 
 from ._shared import tag_result
 
@@ -45,7 +55,11 @@ def enable_pitr_command(table: str) -> str:
 
 
 def describe(ctx: CheckContext, table: str, expected: str) -> dict[str, Any]:
-    return ddb_get(ctx, "describe_table", table, expected, TableName=table)["Table"]  # type: ignore[no-any-return]
+    description = ddb_get(ctx, "describe_table", table, expected, TableName=table).get("Table")
+    if not isinstance(description, dict):  # a JSON answer without the table: never read as a fact
+        raise CouldNotCheck(Fault.of(FaultKind.MALFORMED_RESPONSE,
+                                     f"malformed answer to DescribeTable (dynamodb): no Table for {table}"))
+    return description
 
 
 @check(

@@ -1,13 +1,13 @@
 """HTTP services named per environment: requests and their responses, Prometheus metrics, TLS certificates.
 
-``When I GET`` stores the response in the scenario; the ``the response ...`` steps read it. Metric
-steps read the service's ``/metrics`` page once per run. All requests use the run's session with the
-service's ``timeout_s`` and ``verify_tls`` settings.
+``When I GET`` stores the response in the scenario; the ``the response ...`` steps read it. The metric
+steps, which read the service's ``/metrics`` page, are in steps/metrics.py. All requests use the run's session with the
+service's ``timeout_s`` (a bound on the whole exchange, body included), ``max_body_bytes`` and ``verify_tls``
+settings, within the step's deadline.
 """
 
 from __future__ import annotations
 
-import math
 import shlex
 import ssl
 import time
@@ -18,10 +18,9 @@ from urllib.parse import urlsplit
 
 import requests
 
-from runbooks.sdk import CheckContext, CheckResult, Finding, ServiceSettings, check
+from runbooks.sdk import CheckContext, CheckResult, CouldNotCheck, DeadlineReached, Finding, ServiceSettings, check
 
 from ._jsonpointer import jq_path, json_kind, json_text, load_json, resolve_pointer, validate_pointer
-from ._prometheus import Matcher, Sample, Selector, parse_exposition, parse_selector, validate_selector
 from ._shared import EXCERPT_CHARS, excerpt
 from ._tls import peer_not_after, unverified_context
 
@@ -32,6 +31,16 @@ BODY_EXCERPT = EXCERPT_CHARS
 RESPONSE_KEY = "http.response"  # ctx.scenario.values: the last StoredResponse, or None after a failed GET
 RESPONSE_ERROR_KEY = "http.response_error"  # ...and why that GET got no answer
 NO_RESPONSE = "no response: add `When I GET ...` before this step"
+# The metric steps moved to steps/metrics.py; these names stay importable from here.
+_MOVED = ("metric_below", "metric_ratio_below", "MetricsPage", "metrics_page", "number", "series")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _MOVED:
+        from . import metrics
+
+        return getattr(metrics, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def service_url(ctx: CheckContext, service: str, path: str) -> str:
@@ -111,10 +120,15 @@ def _get(ctx: CheckContext, service: str, path: str, options: str = "") -> Answe
     manual = f"{curl}{' ' + options if options else ''} {shlex.quote(url)}"  # '&', '(' in a URL are shell syntax
     started = time.perf_counter()
     try:
-        response = ctx.http.get(url, timeout=_timeouts(settings), verify=settings.verify_tls, allow_redirects=False,
+        response = ctx.http.get(url, timeout=_timeouts(settings), max_body_bytes=settings.max_body_bytes,
+                                verify=settings.verify_tls, allow_redirects=False,
                                 headers=settings.headers)
     except requests.RequestException as exc:
         raise Finding(request_error(exc, url, settings, manual)) from None
+    except DeadlineReached:
+        raise  # the step's time, not the service's answer: never remembered for a later step (metrics_page)
+    except CouldNotCheck as exc:  # a body over max_body_bytes
+        raise Finding(CheckResult.errored(url, exc.fault.reason, exc.fault.hint, manual_command=manual)) from None
     return Answer(url, curl, manual, response, (time.perf_counter() - started) * 1000)
 
 
@@ -178,6 +192,10 @@ def http_get(ctx: CheckContext, path: str, service: str) -> CheckResult:
     except Finding as exc:
         url, reason = exc.result.resource, exc.result.observed
         ctx.scenario.values[RESPONSE_ERROR_KEY] = f"no response: GET {url} got no answer ({reason})"
+        raise
+    except DeadlineReached as exc:
+        url = service_url(ctx, service, path)
+        ctx.scenario.values[RESPONSE_ERROR_KEY] = f"no response: GET {url} got no answer ({exc.fault.reason})"
         raise
     response = answer.response
     stored = StoredResponse(service, answer.url, response.status_code, answer.elapsed_ms, response.text,
@@ -282,174 +300,6 @@ def response_body_contains(ctx: CheckContext, text: str) -> CheckResult:
     return CheckResult.failed(stored.url, expected, f"not found in: {excerpt(stored.text)!r}",
                               f"{stored.service} answered something else: check the path and its logs",
                               manual_command=manual)
-
-
-# --- Prometheus metrics -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class MetricsPage:
-    """One service's ``/metrics`` as read once per run: the samples, or the ERROR that reading it gave."""
-
-    url: str
-    curl: str
-    samples: tuple[Sample, ...] = ()
-    error: CheckResult | None = None
-
-
-def _fetch_metrics(ctx: CheckContext, service: str) -> MetricsPage:
-    try:
-        answer = _get(ctx, service, "/metrics")
-    except Finding as exc:
-        return MetricsPage(exc.result.resource, curl_base(ctx.service(service)), error=exc.result)
-    url, curl, manual, response = answer.url, answer.curl, answer.manual, answer.response
-    if response.status_code != 200:
-        return MetricsPage(url, curl, error=CheckResult.errored(
-            url, f"/metrics answered HTTP {response.status_code}: {excerpt(response.text)}",
-            f"check that {service} exposes Prometheus metrics at /metrics", manual_command=manual))
-    try:
-        return MetricsPage(url, curl, tuple(parse_exposition(response.text)))
-    except ValueError as exc:
-        return MetricsPage(url, curl, error=CheckResult.errored(
-            url, f"cannot read the Prometheus text format at {exc}",
-            "check that /metrics serves the Prometheus text format", manual_command=manual))
-
-
-def metrics_page(ctx: CheckContext, service: str) -> MetricsPage:
-    """The service's metrics, fetched once per run (an unreachable page is remembered too, so that every
-    metric step does not wait for the same timeout). ``When I GET "/metrics"`` still fetches afresh."""
-    page: MetricsPage = ctx.resource(("http.metrics", service), lambda: _fetch_metrics(ctx, service))
-    if page.error is not None:
-        raise Finding(page.error)
-    return page
-
-
-def number(value: float) -> str:
-    if math.isfinite(value) and value.is_integer() and abs(value) < 1e15:
-        return str(int(value))
-    return format(value, ".6g")
-
-
-def series(count: int) -> str:
-    return "1 series" if count == 1 else f"sum of {count} series"
-
-
-def _select(page: MetricsPage, text: str) -> tuple[Selector, list[Sample]]:
-    selector = parse_selector(text)
-    return selector, [s for s in page.samples if selector.matches(s)]
-
-
-def _no_series(page: MetricsPage, selector: Selector, expected: str, manual: str, role: str = "") -> Finding:
-    names = sorted({s.name for s in page.samples if s.name == selector.name})
-    present = (f"{selector.name} exists, but no series has those labels" if names
-               else f"no metric named {selector.name}")
-    return Finding(CheckResult.failed(
-        page.url, expected, f"no series matches {role}{selector} ({present})",
-        "check the metric name and labels against the page (the manual command); a labelled series "
-        "appears only once it has been observed", manual_command=manual))
-
-
-_KIND_WORDS = {"bucket": "histogram bucket", "quantile": "summary quantile"}
-SHOWN_SERIES = 10
-
-
-def _ambiguous(selector: Selector, matched: list[Sample]) -> tuple[str, str] | None:
-    """Why a sum of the matched series would mean nothing, and how to narrow the selector (None: it is a sum
-    of counters, or of histogram buckets of one ``le``, or a single series)."""
-    kinds = {s.kind for s in matched}
-    if len(matched) < 2 or kinds == {"counter"}:
-        return None
-    if kinds == {"bucket"} and len({s.labels.get("le") for s in matched}) == 1:
-        return None
-    keys = sorted({k for s in matched for k in s.labels if len({m.labels.get(k) for m in matched}) > 1})
-    sets = ["{" + ",".join(str(Matcher(k, "=", s.labels[k])) for k in keys if k in s.labels) + "}" for s in matched]
-    shown = ", ".join(sets[:SHOWN_SERIES]) + (f" and {len(sets) - SHOWN_SERIES} more" if len(sets) > SHOWN_SERIES
-                                               else "")
-    kind = " / ".join(sorted(_KIND_WORDS.get(k, k) for k in kinds))
-    observed = (f"the selector {selector} is ambiguous: it matches {len(matched)} {kind} series ({shown}), "
-                "and a sum of them means nothing")
-    first = matched[0].labels
-    narrowed = Selector(selector.name, tuple(m for m in selector.matchers if m.label not in keys)
-                        + tuple(Matcher(k, "=", first[k]) for k in keys if k in first))
-    return observed, f"narrow it with labels to one series, e.g. {narrowed}"
-
-
-@check(
-    'the metric "{selector}" of "{service}" is below {threshold:g}',
-    manual="curl -sS <{service} URL>/metrics | grep '<name of {selector}>'",
-    validators={"selector": validate_selector},
-)
-def metric_below(ctx: CheckContext, selector: str, service: str, threshold: float) -> CheckResult:
-    """The value of a metric on the service's Prometheus ``/metrics`` page is strictly below the threshold.
-    The selector is a sample name with optional label matchers, ``name{a="x",b!="y",c=~"5..",d!~"GET|HEAD"}``:
-    ``=``/``!=`` compare the value, ``=~``/``!~`` match it against a regular expression that must match
-    the whole value (Python ``re``), and a label a series lacks counts as "" (as in PromQL); series with
-    further labels match too. Several matching series are summed only when that means something:
-    counters (``# TYPE`` counter, or a name ending ``_total``/``_count``/``_sum``) and histogram
-    ``_bucket`` series of one ``le``. For gauges, summary quantiles and untyped series a selector
-    matching more than one series is an ERROR that lists the label sets to narrow it by. FAIL when no
-    series matches; ERROR when ``/metrics`` cannot be read."""
-    page = metrics_page(ctx, service)
-    parsed, matched = _select(page, selector)
-    expected = f"{parsed} below {threshold:g}"
-    manual = f"{page.curl} {shlex.quote(page.url)} | grep '^{parsed.name}'"
-    if not matched:
-        raise _no_series(page, parsed, expected, manual)
-    ambiguous = _ambiguous(parsed, matched)
-    if ambiguous is not None:
-        return CheckResult.errored(page.url, ambiguous[0], ambiguous[1], expected=expected, manual_command=manual)
-    total = sum((s.value for s in matched), 0.0)
-    observed = f"{number(total)} ({series(len(matched))})"
-    if total < threshold:
-        return CheckResult.passed(page.url, expected, observed, manual_command=manual)
-    return CheckResult.failed(page.url, expected, observed,
-                              f"{service} reports {parsed} at {number(total)}: find what drives it (dashboards, "
-                              "logs, recent deployments); if the threshold is wrong, change the runbook",
-                              manual_command=manual)
-
-
-@check(
-    'the ratio of "{numerator}" to "{denominator}" on "{service}" is below {percent:g}%',
-    manual="curl -sS <{service} URL>/metrics | grep -E '<names of {numerator} and {denominator}>'",
-    validators={"numerator": validate_selector, "denominator": validate_selector},
-)
-def metric_ratio_below(ctx: CheckContext, numerator: str, denominator: str, service: str, percent: float
-                       ) -> CheckResult:
-    """sum(numerator) / sum(denominator) * 100 on the service's ``/metrics`` page is strictly below the
-    percentage (selectors as for the metric step, but every matching series is summed: meant for
-    counters, e.g. 5xx responses to all responses).
-    A numerator with no matching series counts as 0 when its metric name is on the page (a labelled
-    counter appears only once observed, e.g. no 500s yet); an unknown numerator name, or a denominator
-    with no series, is a FAIL. With a denominator of 0 the ratio is undefined: PASS, observed "no
-    traffic (denominator 0)", only when the numerator is 0 too; a numerator above 0 then is a FAIL
-    (the counters contradict each other)."""
-    page = metrics_page(ctx, service)
-    num_sel, num_samples = _select(page, numerator)
-    den_sel, den_samples = _select(page, denominator)
-    expected = f"{num_sel} / {den_sel} below {percent:g}%"
-    manual = f"{page.curl} {shlex.quote(page.url)} | grep -E '^({num_sel.name}|{den_sel.name})'"
-    if not den_samples:
-        raise _no_series(page, den_sel, expected, manual, "denominator ")
-    if not num_samples and not any(s.name == num_sel.name for s in page.samples):
-        raise _no_series(page, num_sel, expected, manual, "numerator ")
-    num, den = sum((s.value for s in num_samples), 0.0), sum((s.value for s in den_samples), 0.0)
-    counts = (f"numerator {series(len(num_samples)) if num_samples else 'no series yet, counted as 0'}; "
-              f"denominator {series(len(den_samples))}")
-    if den == 0:
-        if num == 0:
-            return CheckResult.passed(page.url, expected, f"no traffic (denominator 0; {counts})",
-                                      manual_command=manual)
-        return CheckResult.failed(page.url, expected,
-                                  f"numerator {number(num)} but denominator 0: ratio undefined ({counts})",
-                                  "the selectors do not count the same thing: check them against the page",
-                                  manual_command=manual)
-    ratio = num / den * 100
-    observed = f"{ratio:.3g}% ({number(num)} / {number(den)}; {counts})"
-    if ratio < percent:
-        return CheckResult.passed(page.url, expected, observed, manual_command=manual)
-    return CheckResult.failed(page.url, expected, observed,
-                              f"{service} is over budget: check its logs, dependencies and recent deployments; "
-                              "roll back if it started with a release", manual_command=manual)
 
 
 # --- TLS certificates ---------------------------------------------------------------------------------

@@ -19,7 +19,10 @@ from tests.support.status_service import status_service  # noqa: F401 - a fixtur
 
 load_step_modules()
 
-pytest_plugins = ["tests.support.permissions"]  # every step's AWS calls must be within its permissions
+pytest_plugins = [
+    "tests.support.permissions",  # every step's AWS calls must be within its permissions
+    "tests.support.prometheus",  # the `monitoring` fixture: a real Prometheus and Alertmanager, started on first use
+]
 
 REPO = Path(__file__).resolve().parent.parent
 

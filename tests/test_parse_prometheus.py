@@ -13,9 +13,16 @@ from runbooks.steps._prometheus import (
     Matcher,
     Sample,
     Selector,
+    histogram_quantile,
+    increases,
+    never_matches,
+    parse_alert_selector,
     parse_exposition,
+    parse_label_set,
     parse_selector,
+    promql_metric_names,
     sample_kind,
+    validate_promql,
 )
 
 
@@ -146,6 +153,10 @@ def test_a_type_applies_only_from_its_line_on():
     ("c_bucket", {"c": "counter"}, "untyped"),
     ("g_total", {"g_total": "gauge"}, "gauge"),  # the family is the full name when it is declared so
     ("s", {"s": "stateset"}, "stateset"),
+    # the Python client's text format files a counter's _created under a gauge family of its own
+    ("req_created", {"req_total": "counter", "req_created": "gauge"}, "timestamp"),
+    ("lat_created", {"lat": "histogram", "lat_created": "gauge"}, "timestamp"),
+    ("boot_created", {"boot_created": "gauge"}, "gauge"),  # a gauge of that name, of no counter
 ])
 def test_sample_kind(name, types, kind):
     assert sample_kind(name, types) == kind
@@ -262,3 +273,143 @@ def test_a_matcher_built_by_hand_prints_like_a_parsed_one():
     assert str(Matcher("le", "=", "+Inf")) == 'le="+Inf"'
     assert str(Selector("m", (Matcher("a", "=", 'x"y\n'),))) == 'm{a="x\\"y\\n"}'
     assert Matcher("a", "=~", "5..", re.compile("5..")) == Matcher("a", "=~", "5..")  # the regex is not compared
+
+
+# --- numeric label values --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("selector, value, matches", [
+    ('m{le="1"}', "1.0", True),
+    ('m{le="1.0"}', "1", True),
+    ('m{le="+Inf"}', "+Inf", True),
+    ('m{le="inf"}', "+Inf", True),
+    ('m{le="0.5"}', "0.50", True),
+    ('m{le!="1"}', "1.0", False),
+    ('m{le="1"}', "1.5", False),
+    ('m{quantile="0.9"}', "0.90", True),
+    ('m{status="200"}', "200.0", False),  # any other label is text
+    ('m{version="1.10"}', "1.1", False),
+])
+def test_le_and_quantile_compare_as_numbers(selector, value, matches):
+    label = parse_selector(selector).matchers[0].label
+    assert parse_selector(selector).matches(Sample("m", {label: value}, 1.0)) is matches
+
+
+# --- alert selectors and label sets -------------------------------------------------------------------------
+
+
+def test_alert_selectors_take_a_name_labels_or_both():
+    named = parse_alert_selector("HighErrorRate")
+    assert named.matches_alert({"alertname": "HighErrorRate", "job": "api"})
+    assert not named.matches_alert({"alertname": "HighLatency"})
+    both = parse_alert_selector('HighErrorRate{job=~"api|web"}')
+    assert both.matches_alert({"alertname": "HighErrorRate", "job": "web"})
+    assert not both.matches_alert({"alertname": "HighErrorRate", "job": "db"})
+    labels = parse_alert_selector('{severity="critical"}')
+    assert labels.name == "" and str(labels) == '{severity="critical"}'
+    assert labels.matches_alert({"alertname": "Anything", "severity": "critical"})
+    for bad, message in (("{}", "give an alert name or at least one label matcher"),
+                         ('"quoted"', "an alert is a name"), ('{a="1"} x', "unexpected")):
+        with pytest.raises(ValueError, match=message):
+            parse_alert_selector(bad)
+
+
+def test_label_sets_are_equalities_with_the_name_as_alertname():
+    assert parse_label_set('HighErrorRate{service="api"}') == {"service": "api", "alertname": "HighErrorRate"}
+    assert parse_label_set('{service="api",severity="critical"}') == {"service": "api", "severity": "critical"}
+    with pytest.raises(ValueError, match="is a matcher, not a label"):
+        parse_label_set('{service=~"api.*"}')
+
+
+# --- why a selector matches nothing -----------------------------------------------------------------------
+
+PAGE = parse_exposition(textwrap.dedent("""\
+    # TYPE http_requests_total counter
+    http_requests_total{handler="/a",status="2xx"} 10
+    http_requests_total{handler="/a",status="4xx"} 1
+    http_requests_total{handler="/b",status="2xx"} 5
+    """))
+
+
+@pytest.mark.parametrize("selector, reason", [
+    ('http_requests_total{status="5xx"}', None),  # the form of 2xx/4xx: no 5xx yet
+    ('http_requests_total{status=~"5.."}', None),
+    ('http_requests_total{status=~"5xx|500"}', None),
+    ('http_requests_total{handler="/a",status="5xx"}', None),
+    ('http_requests_total{handler="/c"}', None),  # same form as /a, /b
+    ('http_requests_total{status!="2xx",handler="/b"}', None),  # negative matchers never decide
+    ('http_requests_total{status="500"}', 'status="500" never matches: the values of \'status\' on the page are 2xx, '
+                                          "4xx (a value of another form)"),
+    ('http_requests_total{status=~"5\\d\\d"}', "never matches"),
+    ('http_requests_total{status="5XX"}', "never matches"),
+    ('http_requests_total{handler="/api/tenants"}', "never matches"),
+    ('http_requests_total{code="500"}', "no series of http_requests_total has a label 'code' (its labels: handler, "
+                                        "status)"),
+    ("http_request_total", "no metric named http_request_total"),
+])
+def test_never_matches_tells_a_wrong_selector_from_one_not_observed_yet(selector, reason):
+    found = never_matches(parse_selector(selector), PAGE)
+    assert (found is None) if reason is None else (found is not None and reason in found), found
+
+
+# --- histograms and windows -----------------------------------------------------------------------------
+
+
+def test_histogram_quantile_interpolates_as_prometheus():
+    buckets = [(0.1, 50.0), (0.5, 90.0), (1.0, 100.0), (math.inf, 100.0)]
+    q = histogram_quantile(0.5, buckets)
+    assert q is not None and q.value == pytest.approx(0.1) and (q.lower, q.upper) == (0.0, 0.1)
+    q = histogram_quantile(0.7, buckets)  # rank 70: 20 of the 40 in (0.1, 0.5]
+    assert q is not None and q.value == pytest.approx(0.3) and (q.lower, q.upper) == (0.1, 0.5)
+    q = histogram_quantile(0.95, buckets)
+    assert q is not None and q.value == pytest.approx(0.75) and not q.beyond
+    q = histogram_quantile(0.95, [(0.1, 10.0), (1.0, 80.0), (math.inf, 100.0)])
+    assert q is not None and q.beyond and q.value == 1.0  # the highest finite bound: only "above 1 s" is known
+    # merged bounds and counts made monotonic, as Prometheus does; no observations: nothing to estimate
+    merged = histogram_quantile(0.5, [(1.0, 5.0), (1.0, 5.0), (0.5, 2.0), (math.inf, 10.0)])  # 1.0 holds 10
+    assert merged is not None and merged.value == pytest.approx(0.5 + 0.5 * 3 / 8)
+    dipped = histogram_quantile(0.9, [(0.5, 6.0), (1.0, 4.0), (2.0, 10.0), (math.inf, 10.0)])  # 1.0 read as 6
+    assert dipped is not None and dipped.value == pytest.approx(1.0 + 1.0 * 3 / 4)
+    assert histogram_quantile(0.5, [(1.0, 0.0), (math.inf, 0.0)]) is None
+    with pytest.raises(ValueError, match="no le=\"\\+Inf\" bucket"):
+        histogram_quantile(0.5, [(1.0, 3.0)])
+    with pytest.raises(ValueError, match="no bucket with a finite bound"):
+        histogram_quantile(0.5, [(math.inf, 3.0)])
+
+
+def test_increases_count_new_series_whole_and_resets_from_zero():
+    before = [Sample("c_total", {"a": "1"}, 10.0), Sample("c_total", {"a": "2"}, 50.0)]
+    after = [Sample("c_total", {"a": "1"}, 15.0), Sample("c_total", {"a": "2"}, 4.0),
+             Sample("c_total", {"a": "3"}, 2.0)]
+    grown = increases(before, after)
+    assert [(g.sample.labels["a"], g.sample.value, g.reset, g.new) for g in grown] == [
+        ("1", 5.0, False, False), ("2", 4.0, True, False), ("3", 2.0, False, True)]
+
+
+# --- PromQL -----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("query, names", [
+    ('sum by (job) (rate(http_requests_total{status="5xx"}[5m])) / sum(rate(http_requests_total[5m]))',
+     ["http_requests_total"]),
+    ("histogram_quantile(0.95, sum by (le) (rate(http_request_duration_seconds_bucket[5m]))) > 1",
+     ["http_request_duration_seconds_bucket"]),
+    ('up{job="api"} == 0 or on(job) absent(foo_up) offset 5m', ["up", "foo_up"]),
+    ('a_total / ignoring(instance) group_left(team) b_info and bool nan', ["a_total", "b_info"]),
+    ('{__name__="x"}', []),
+    ('label_replace(up, "dst", "$1", "src", "(.*)")', ["up"]),
+])
+def test_promql_metric_names(query, names):
+    assert promql_metric_names(query) == names
+
+
+@pytest.mark.parametrize("query, message", [
+    ("sum(rate(x[5m])", "'(' is not closed"),
+    ("x{a=\"b}", "a quote is not closed"),
+    ("x)", "unbalanced ')'"),
+    ("  ", "the query is empty"),
+])
+def test_validate_promql_refuses_unbalanced_queries(query, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        validate_promql(query)
+    validate_promql('sum(rate(x{a="(b"}[5m]))')  # brackets inside strings do not count

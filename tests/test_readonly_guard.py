@@ -166,7 +166,11 @@ def test_the_in_process_moto_target_is_guarded_as_well(moto_run: Session) -> Non
         ("Query", True),
         ("Scan", True),
         ("GetCallerIdentity", True),
-        ("AssumeRole", True),
+        ("AssumeRole", False),  # only the engine's own AssumeRole client (aws_readonly.exempt) may
+        ("GetSessionToken", False),  # credentials: code holding them would act outside the guard
+        ("GetFederationToken", False),
+        ("GetAuthorizationToken", False),
+        ("GetAccessKeyInfo", True),
         ("PutBucketVersioning", False),
         ("CreateBucket", False),
         ("DeleteTable", False),

@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -74,12 +75,15 @@ def test_expected_status_in_time_passes(web: str, web_run: Session) -> None:
     assert result.manual_command == f"curl -sS -o /dev/null -w '%{{http_code}} %{{time_total}}s\\n' {web}/ok"
 
 
-def test_manual_command_repeats_the_checks_trust_and_headers(web: str, run_factory: Callable[..., Session]) -> None:
+def test_manual_command_repeats_the_checks_trust_and_headers(web: str, run_factory: Callable[..., Session],
+                                                             tmp_path: Path) -> None:
+    bundle = tmp_path / "private ca.pem"  # a space: the command must quote it
+    bundle.write_text("", encoding="utf-8")
     run = run_factory(
         f"""\
         [environments.test.services.web]
         url = "{web}"
-        verify_tls = "/etc/ssl/private ca.pem"
+        verify_tls = "{bundle}"
         headers = {{ Authorization = "Bearer s3cret-token" }}
         [environments.test.services.insecure]
         url = "{web}"
@@ -88,7 +92,7 @@ def test_manual_command_repeats_the_checks_trust_and_headers(web: str, run_facto
     )
     trusted = evaluate(run, service_answers, service="web", path="/ok", status=200, ms=5000)
     assert trusted.manual_command == (
-        "curl -sS --cacert '/etc/ssl/private ca.pem' -H 'Authorization: ***' "
+        f"curl -sS --cacert '{bundle}' -H 'Authorization: ***' "
         f"-o /dev/null -w '%{{http_code}} %{{time_total}}s\\n' {web}/ok"
     )
     assert trusted.outcome is Outcome.PASS and "s3cret" not in trusted.manual_command

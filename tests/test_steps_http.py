@@ -3,6 +3,7 @@ refused ports, the sandbox's reference API; plus preflight and end-to-end CLI ru
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import textwrap
 import time
@@ -21,16 +22,13 @@ from runbooks.result import CheckResult, Outcome
 from runbooks.sandbox.service import ReferenceService, metrics_text
 from runbooks.sandbox.stack import load_stack
 from runbooks.session import Session
+from runbooks.steps._prometheus import parse_exposition, parse_selector
 from runbooks.steps.http import (
     NO_RESPONSE,
     RESPONSE_KEY,
     StoredResponse,
     http_get,
     jq_path,
-    metric_below,
-    metric_ratio_below,
-    parse_exposition,
-    parse_selector,
     resolve_pointer,
     response_body_contains,
     response_json_at,
@@ -40,6 +38,7 @@ from runbooks.steps.http import (
     tls_certificate_valid_for,
     validate_pointer,
 )
+from runbooks.steps.metrics import metric_below, metric_ratio_below
 from tests.conftest import REPO, evaluate
 from tests.support.http_servers import (
     HttpApp,
@@ -68,6 +67,11 @@ METRICS = textwrap.dedent("""\
     worker_busy{pool="b",region="eu"} 5
     jobs_done_total{queue="a"} 2
     jobs_done_total{queue="b"} 3
+    # TYPE rpc_latency_seconds summary
+    rpc_latency_seconds{quantile="0.5"} 0.02
+    rpc_latency_seconds{quantile="0.9"} 0.08
+    rpc_latency_seconds_sum 4.5
+    rpc_latency_seconds_count 100
     """)
 ROUTES = {
     "/health": Route(200, HEALTH, "application/json"),
@@ -121,8 +125,10 @@ def expiring_app(ca: trustme.CA) -> Iterator[HttpApp]:
 
 @pytest.fixture
 def reference_api() -> Iterator[ReferenceService]:
-    """The sandbox's reference API with the stock stack's numbers (12840 x 200, 37 x 500)."""
-    service = ReferenceService(load_stack(REPO / "infra" / "sandbox_stack.toml").service).start()
+    """The sandbox's reference API with the stock stack's history (12840 answered, 37 x 5xx) and no live
+    traffic, so that its counters stand still."""
+    spec = load_stack(REPO / "infra" / "sandbox_stack.toml").service
+    service = ReferenceService(dataclasses.replace(spec, requests_per_second=0)).start()
     yield service
     service.stop()
 
@@ -359,14 +365,16 @@ def test_response_body_contains(app, run_with):
 
 def test_sandbox_metrics_parse_with_the_selector_logic():
     samples = parse_exposition(metrics_text(load_stack(REPO / "infra" / "sandbox_stack.toml").service))
-    errors = parse_selector('http_requests_total{status="500"}')
-    assert [s.value for s in samples if errors.matches(s)] == [37]
+    errors = parse_selector('http_requests_total{status="5xx"}')
+    assert sum(s.value for s in samples if errors.matches(s)) == 37
     everything = parse_selector("http_requests_total")
     assert sum(s.value for s in samples if everything.matches(s)) == 12877
     inf = parse_selector('http_request_duration_seconds_bucket{le="+Inf"}')
-    assert [s.value for s in samples if inf.matches(s)] == [12877]
-    p95 = parse_selector('http_request_latency_seconds{quantile="0.95"}')
-    assert [s.value for s in samples if p95.matches(s)] == [0.18]
+    assert sum(s.value for s in samples if inf.matches(s)) == 12877
+    one = parse_selector('http_request_duration_highr_seconds_bucket{le="1"}')  # written le="1.0"
+    assert [s.labels["le"] for s in samples if one.matches(s)] == ["1.0"]
+    assert {s.kind for s in samples if s.name.endswith("_created")} == {"timestamp"}
+    assert not [s for s in samples if s.kind == "quantile"]  # histograms only, as an instrumented service
 
 
 def test_exposition_parser_handles_escapes_timestamps_and_special_values():
@@ -463,15 +471,15 @@ def test_exposition_types_tell_which_series_add_up():
 
 def test_metric_below_on_the_reference_api(reference_api, run_with):
     run = run_with({"api": reference_api.url})
-    errors = 'http_requests_total{status="500"}'
+    errors = 'http_requests_total{status="5xx"}'
     passed = evaluate(run, metric_below, selector=errors, service="api", threshold=50)
-    assert_result(passed, Outcome.PASS, "37 (1 series)")
+    assert_result(passed, Outcome.PASS, "37 (sum of 4 series)")
     assert passed.expected == f"{errors} below 50" and passed.resource == f"{reference_api.url}/metrics"
     assert passed.manual_command == f"curl -sS {reference_api.url}/metrics | grep '^http_requests_total'"
     failed = evaluate(run, metric_below, selector=errors, service="api", threshold=37)  # strictly below
-    assert_result(failed, Outcome.FAIL, "37 (1 series)")
+    assert_result(failed, Outcome.FAIL, "37 (sum of 4 series)")
     assert_result(evaluate(run, metric_below, selector="http_requests_total", service="api", threshold=1e6),
-                  Outcome.PASS, "12877 (sum of 2 series)")
+                  Outcome.PASS, "12877 (sum of 12 series)")
 
 
 def test_metric_below_sums_counters_only(app, reference_api, run_with):
@@ -489,12 +497,17 @@ def test_metric_below_sums_counters_only(app, reference_api, run_with):
     assert gauge.expected == 'worker_busy{region="eu"} below 100'
     assert_result(evaluate(run, metric_below, selector='worker_busy{pool="b"}', service="web", threshold=6),
                   Outcome.PASS, "5 (1 series)")
-    quantiles = evaluate(run, metric_below, selector="http_request_latency_seconds", service="api", threshold=9)
-    assert_result(quantiles, Outcome.ERROR, "it matches 4 summary quantile series (", '{quantile="0.95"}')
-    assert 'http_request_latency_seconds{quantile="0.5"}' in quantiles.hint
-    buckets = evaluate(run, metric_below, selector="http_request_duration_seconds_bucket", service="api",
+    quantiles = evaluate(run, metric_below, selector="rpc_latency_seconds", service="web", threshold=9)
+    assert_result(quantiles, Outcome.ERROR, "it matches 2 summary quantile series (", '{quantile="0.9"}')
+    assert 'rpc_latency_seconds{quantile="0.5"}' in quantiles.hint
+    buckets = evaluate(run, metric_below, selector="http_request_duration_highr_seconds_bucket", service="api",
                        threshold=1e9)
-    assert_result(buckets, Outcome.ERROR, "histogram bucket series", '{le="+Inf"}')  # across le: meaningless
+    assert_result(buckets, Outcome.ERROR, "22 histogram bucket series", '{le="0.01"}', "and 12 more")  # across le
+    one_le = evaluate(run, metric_below, selector='http_request_duration_seconds_bucket{le="1"}', service="api",
+                      threshold=1e9)
+    assert_result(one_le, Outcome.PASS, "(sum of 4 series)")  # one le, every handler: that adds up
+    created = evaluate(run, metric_below, selector="http_requests_created", service="api", threshold=1e12)
+    assert_result(created, Outcome.ERROR, "is the time its series was created (a _created sample)")
 
 
 def test_metric_below_fails_when_no_series_matches(app, run_with):
@@ -503,7 +516,15 @@ def test_metric_below_fails_when_no_series_matches(app, run_with):
     assert_result(absent, Outcome.FAIL, 'no series matches http_requests_total{status="404"} '
                                         "(http_requests_total exists, but no series has those labels)")
     unknown = evaluate(run, metric_below, selector="http_requests", service="web", threshold=1)
-    assert_result(unknown, Outcome.FAIL, "no series matches http_requests (no metric named http_requests)")
+    assert_result(unknown, Outcome.FAIL, "no series matches http_requests (no metric named http_requests; "
+                                         "did you mean 'http_requests_total'")
+    # a value of another form than the label's, or a label the metric lacks: the selector is wrong
+    assert_result(evaluate(run, metric_below, selector='http_requests_total{status="5xx"}', service="web",
+                           threshold=1), Outcome.ERROR,
+                  'status="5xx" never matches: the values of \'status\' on the page are 200, 500')
+    assert_result(evaluate(run, metric_below, selector='http_requests_total{code="500"}', service="web",
+                           threshold=1), Outcome.ERROR,
+                  "no series of http_requests_total has a label 'code' (its labels: method, status)")
     assert_result(evaluate(run, metric_below, selector="queue_depth", service="web", threshold=20),
                   Outcome.PASS, "12 (1 series)")
 
@@ -548,11 +569,17 @@ def test_metrics_page_is_read_once_per_run_but_a_get_always_fetches(app, run_wit
 
 def test_ratio_on_the_reference_api(reference_api, run_with):
     run = run_with({"api": reference_api.url})
-    args = {"numerator": 'http_requests_total{status="500"}', "denominator": "http_requests_total",
+    args = {"numerator": 'http_requests_total{status="5xx"}', "denominator": "http_requests_total",
             "service": "api"}
     passed = evaluate(run, metric_ratio_below, **args, percent=5)
-    assert_result(passed, Outcome.PASS, "0.287% (37 / 12877; numerator 1 series; denominator sum of 2 series)")
-    assert passed.expected == 'http_requests_total{status="500"} / http_requests_total below 5%'
+    assert_result(passed, Outcome.PASS, "0.287% (37 / 12877; numerator sum of 4 series; denominator sum of 12 series)")
+    assert passed.expected == 'http_requests_total{status="5xx"} / http_requests_total below 5%'
+    # the issue's selector: status="500" where the instrumentation writes "5xx" is never 0%
+    wrong = evaluate(run, metric_ratio_below, **{**args, "numerator": 'http_requests_total{status="500"}'},
+                     percent=5)
+    assert_result(wrong, Outcome.ERROR, 'no series matches numerator http_requests_total{status="500"}: '
+                                        "status=\"500\" never matches: the values of 'status' on the page are 2xx, "
+                                        "4xx, 5xx")
     failed = evaluate(run, metric_ratio_below, **args, percent=0.1)
     assert_result(failed, Outcome.FAIL, "0.287% (37 / 12877")
     assert "roll back" in failed.hint
@@ -563,11 +590,17 @@ def test_ratio_on_the_reference_api(reference_api, run_with):
     ('http_requests_total{status="500",method="POST"}', "http_requests_total", Outcome.PASS, "0.4% (4 / 1000;"),
     # no 404 has happened yet: the counter's name is there, so the missing series counts as 0
     ('http_requests_total{status="404"}', "http_requests_total", Outcome.PASS,
-     "0% (0 / 1000; numerator no series yet, counted as 0"),
+     '0% (0 / 1000; numerator no series of http_requests_total{status="404"} yet, counted as 0'),
+    ('http_requests_total{status=~"4.."}', "http_requests_total", Outcome.PASS, "0% (0 / 1000; numerator no series"),
+    ('http_requests_total{status="4xx"}', "http_requests_total", Outcome.ERROR, 'status="4xx" never matches'),
+    ('http_requests_total{status=~"[a-z]+"}', "http_requests_total", Outcome.ERROR, "never matches"),
+    ('http_requests_total{code="500"}', "http_requests_total", Outcome.ERROR, "has a label 'code'"),
+    ("http_requests_total", "http_requests_total", Outcome.FAIL, "100% (1000 / 1000"),
+    ("worker_busy", "http_requests_total", Outcome.ERROR, "numerator the selector worker_busy is ambiguous"),
     ("idle_requests_total", 'idle_requests_total{status="200"}', Outcome.PASS, "no traffic (denominator 0;"),
     ("queue_depth", "idle_requests_total", Outcome.FAIL, "numerator 12 but denominator 0: ratio undefined"),
     ("errors_typo_total", "http_requests_total", Outcome.FAIL,
-     "no series matches numerator errors_typo_total (no metric named errors_typo_total)"),
+     "no series matches numerator errors_typo_total (no metric named errors_typo_total"),
     ("queue_depth", 'http_requests_total{status="404"}', Outcome.FAIL,
      'no series matches denominator http_requests_total{status="404"}'),
 ])

@@ -56,8 +56,8 @@ Feature: PROD post-deployment validation (in addition to the common validation)
   Scenario: The API meets the PROD thresholds
     Then the service "api" answers GET "/health/live" with status 200 within 300 ms
     And the service "api" answers GET "/health/ready" with status 200 within 500 ms
-    And the ratio of "http_requests_total{status=~"5.."}" to "http_requests_total" on "api" is below 1%
-    And the metric "http_request_latency_seconds{quantile="0.95"}" of "api" is below 0.5
+    And the ratio of "http_requests_total{status="5xx"}" to "http_requests_total" on "api" over {metrics_window} s is below 1%
+    And the 95th percentile of "http_request_duration_seconds{handler=~"/api/.*"}" of "api" over {metrics_window} s is below 0.5 s
     And the CloudWatch alarm "{api_errors_alarm}" exists and is not in ALARM state
     And the CloudWatch alarm "{api_latency_alarm}" exists and is not in ALARM state
     And the CloudWatch alarm "{throttle_alarm}" exists and is not in ALARM state

@@ -37,9 +37,9 @@ Feature: Daily operations and monitoring checks
     And the service "api" answers GET "/health/ready" with status 200 within 1000 ms
 
   Scenario: Error rate and latency are within budget
-    Then the ratio of "http_requests_total{status=~"5.."}" to "http_requests_total" on "api" is below 5%
-    And the metric "http_request_latency_seconds{quantile="0.95"}" of "api" is below 1
-    And the metric "http_request_latency_seconds{quantile="0.99"}" of "api" is below 2
+    Then the ratio of "http_requests_total{status="5xx"}" to "http_requests_total" on "api" over {metrics_window} s is below 5%
+    And the 95th percentile of "http_request_duration_seconds{handler=~"/api/.*"}" of "api" over {metrics_window} s is below 1 s
+    And the 99th percentile of "http_request_duration_highr_seconds" of "api" over {metrics_window} s is below 2 s
 
   Scenario: No alarm fires
     Then the CloudWatch alarm "{api_errors_alarm}" exists and is not in ALARM state

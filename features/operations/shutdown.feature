@@ -11,7 +11,8 @@ Feature: Shut the platform down in dependency order
 
   Prerequisites:
     - An approved change ticket and a maintenance notice published 24 hours ahead (PROD).
-    - SSH access to the API hosts; read-only AWS access (`runbooks iam-policy`).
+    - SSH access to the API hosts; read-only AWS access (`runbooks iam-policy`); amtool for the
+      Alertmanager of the environment (stage 3: the window is silenced, so the on-call is not paged).
 
   Escalation:
     - A Terraform plan or apply holds the state lock: wait for it to finish, or ask its owner (the lock
@@ -41,16 +42,22 @@ Feature: Shut the platform down in dependency order
     And the DynamoDB table "{audit_table}" can be restored to any point in the last 24 hours
     And the backup plan "{backup_plan}" exists
 
-  Scenario: 3 - Stop traffic
+  @requires:alertmanager
+  Scenario: 3 - The maintenance window is silenced
+    Given manual: silence the platform's alerts for the window, with the change ticket in the comment: amtool silence add service=api --duration 2h --comment '<change ticket>' (and service=hosts if the hosts are patched)
+    Then an Alertmanager silence covers "{service="api"}" for the next 90 minutes
+    * manual: once the platform is started again (features/operations/startup.feature), expire the silence: amtool silence expire <ID>
+
+  Scenario: 4 - Stop traffic
     Given manual: switch on the maintenance page
     * manual: deregister the API hosts from the load balancer target group and wait for the deregistration delay (300 s)
     * manual: check on the API dashboard that requests have dropped to zero
 
-  Scenario: 4 - Stop the API, then the cache
+  Scenario: 5 - Stop the API, then the cache
     Given manual: on each API host: docker compose stop --timeout 30 api (in-flight requests finish)
     * manual: on each API host: check that nothing listens on port {api_port} any more: ss -ltn 'sport = :{api_port}'
     * manual: on each API host: docker compose stop cache
     * manual: leave the DynamoDB tables and the S3 buckets as they are: they hold the data and need no shutdown
 
-  Scenario: 5 - Record the shutdown
+  Scenario: 6 - Record the shutdown
     Given manual: post "platform stopped at <time UTC>" in #platform-ops and in the change ticket

@@ -38,8 +38,8 @@ Feature: Promote a release from DEV to SIT
   @go-no-go
   Scenario: Go/no-go - the release is healthy in the source environment
     Then the service "api" answers GET "/health/ready" with status 200 within 1000 ms
-    And the ratio of "http_requests_total{status=~"5.."}" to "http_requests_total" on "api" is below 5%
-    And the metric "http_request_latency_seconds{quantile="0.95"}" of "api" is below 1
+    And the ratio of "http_requests_total{status="5xx"}" to "http_requests_total" on "api" over {metrics_window} s is below 5%
+    And the 95th percentile of "http_request_duration_seconds{handler=~"/api/.*"}" of "api" over {metrics_window} s is below 1 s
     And the CloudWatch alarm "{api_errors_alarm}" exists and is not in ALARM state
     And the S3 bucket "{artifacts_bucket}" holds at least 3 objects under "releases/{current_release}/"
     * manual: no open bug of severity high or critical is tagged for {current_release}
@@ -64,7 +64,7 @@ Feature: Promote a release from DEV to SIT
     When I GET "/metrics" from "api"
     Then the response status is 200
     And the response body contains "http_requests_total"
-    And the response body contains "http_request_latency_seconds"
+    And the response body contains "http_request_duration_seconds_bucket"
 
   @smoke
   Scenario: Smoke tests - the storage layer of the target is in place

@@ -62,8 +62,8 @@ Feature: Emergency rollback (P0 and P1)
   Scenario: Post-rollback validation
     Then the service "api" answers GET "/health/live" with status 200 within 500 ms
     And the service "api" answers GET "/health/ready" with status 200 within 1000 ms
-    And the ratio of "http_requests_total{status=~"5.."}" to "http_requests_total" on "api" is below 5%
-    And the metric "http_request_latency_seconds{quantile="0.95"}" of "api" is below 1
+    And the ratio of "http_requests_total{status="5xx"}" to "http_requests_total" on "api" over {metrics_window} s is below 5%
+    And the 95th percentile of "http_request_duration_seconds{handler=~"/api/.*"}" of "api" over {metrics_window} s is below 1 s
     And the CloudWatch alarm "{api_errors_alarm}" exists and is not in ALARM state
     * manual: run features/deployment/post_deploy_validation.feature (and the PROD additions in PROD)
     * manual: tell the incident channel the rollback is complete; the Incident Commander decides when to resolve

@@ -60,7 +60,7 @@ Feature: Standard rollback with data restore (P2 and P3)
 
   Scenario: Validate after the rollback
     Then the service "api" answers GET "/health/ready" with status 200 within 1000 ms
-    And the ratio of "http_requests_total{status=~"5.."}" to "http_requests_total" on "api" is below 5%
+    And the ratio of "http_requests_total{status="5xx"}" to "http_requests_total" on "api" over {metrics_window} s is below 5%
     And the DynamoDB table "{tenants_table}" is active
     And the DynamoDB table "{tenants_table}" has point-in-time recovery enabled
     And the S3 bucket "{templates_bucket}" holds at least 3 objects under "templates/"

@@ -59,7 +59,7 @@ Feature: Troubleshooting the API
       2. If it started with a release: roll back (features/rollback/emergency_rollback.feature).
       3. If DynamoDB throttles: check the throttle alarm and the table's capacity; otherwise follow the dependency's runbook.
 
-    Then the ratio of "http_requests_total{status=~"5.."}" to "http_requests_total" on "api" is below 5%
+    Then the ratio of "http_requests_total{status="5xx"}" to "http_requests_total" on "api" over {metrics_window} s is below 5%
     And the CloudWatch alarm "{api_errors_alarm}" exists and is not in ALARM state
 
   Scenario: Slow responses (p95 latency above 1 s)
@@ -73,6 +73,6 @@ Feature: Troubleshooting the API
       2. Check CPU and memory of the API hosts (features/operations/daily_operations.feature); scale out if saturated.
       3. If it started with a release, roll back.
 
-    Then the metric "http_request_latency_seconds{quantile="0.95"}" of "api" is below 1
+    Then the 95th percentile of "http_request_duration_seconds{handler=~"/api/.*"}" of "api" over {metrics_window} s is below 1 s
     And the CloudWatch alarm "{api_latency_alarm}" exists and is not in ALARM state
     And the CloudWatch alarm "{throttle_alarm}" exists and is not in ALARM state

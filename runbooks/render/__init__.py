@@ -75,6 +75,10 @@ def cmd_render(args: argparse.Namespace) -> int:
               "{variables} are left as written")
     if not discover(args.paths or [config.features]):
         raise UsageError(f"no .feature files under {', '.join(str(p) for p in args.paths or [config.features])}")
-    written = render_site(config, args.paths or [config.features], args.out, results)
+    try:
+        written = render_site(config, args.paths or [config.features], args.out, results)
+    except OSError as exc:  # a folder that cannot be created or written (read-only, under a file, no space)
+        where = exc.filename or args.out
+        raise UsageError(f"--out {args.out}: cannot write {where} ({exc.strerror or exc})") from None
     print(f"runbooks render: {(len(written) - 2) // 2} runbook page(s) in {args.out} (index.html, index.md)")
     return 0

@@ -15,6 +15,7 @@ from ..config import VARIABLE, Config, Environment
 from ..features import ScenarioDoc, StepDoc, discover, parse_feature, render_outline, sections
 from ..formatting import coverage
 from ..preflight import display_path
+from ..redact import Redactor
 from ..result import Outcome, StepRecord
 
 SEVERITY_ORDER = ("critical", "high", "medium", "low", "info")
@@ -308,11 +309,14 @@ def step_keyword(keyword: str) -> str:
 
 def resolve(value: Any, env: Environment | None) -> Any:
     """Fill ``{variables}`` from the environment; without one they stay ``{name}`` for the reader to fill.
-    Variables the environment declares secret always stay ``{name}``: the site is published."""
-    if env is None or not isinstance(value, str):
+    Variables the environment declares secret always stay ``{name}``: the site is published, so credentials
+    written in a step (``?token=...``, ``https://user:password@``) are masked as in the run's records."""
+    if not isinstance(value, str):
         return value
-    public = {k: v for k, v in env.vars.items() if k not in env.secrets}
-    return VARIABLE.sub(lambda m: public.get(m.group(1), m.group(0)), value)
+    if env is not None:
+        public = {k: v for k, v in env.vars.items() if k not in env.secrets}
+        value = VARIABLE.sub(lambda m: public.get(m.group(1), m.group(0)), value)
+    return Redactor().text(value)
 
 
 # Outcomes and the words for them (both formats) ---------------------------------------------------------------

@@ -74,9 +74,14 @@ class AlarmSpec:
 @dataclass
 class ServiceSpec:
     ready_status: int = 200
+    # What the API served before the run started it: where its counters start.
     requests_ok: int = 1000
     requests_error: int = 0
     p95_seconds: float = 0.1
+    # The traffic it serves from then on (what a window between two scrapes of /metrics sees).
+    requests_per_second: float = 0.0
+    error_ratio: float = 0.0  # share of those requests answered 5xx
+    live_p95_seconds: float = 0.1
     cache_status: str = "ok"  # what /health/ready reports for its cache dependency
 
 

@@ -43,7 +43,11 @@ class FileSink(Sink):
     def on_finish(self, session: Session) -> None:
         from ..reports import write_atomic
 
-        write_atomic(self.path, self.render(session.metadata(), session.records))
+        try:
+            write_atomic(self.path, self.render(session.metadata(), session.records))
+        except OSError as exc:  # the folder went away or became read-only during the run: keep the others
+            session.unwritten.append(f"{self.path} ({exc.strerror or exc})")
+            return
         session.report_paths.append(self.path)
 
     def render(self, metadata: dict[str, Any], records: list[StepRecord]) -> str:

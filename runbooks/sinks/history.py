@@ -1,11 +1,13 @@
-"""The SQLite history as a sink: the run is opened at start, each record committed as it arrives."""
+"""The SQLite history as a sink: the run is opened at start (runs a killed process left ``running`` are
+marked ``abandoned`` first), each record committed as it arrives."""
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..history import History
+from ..history import History, history_error
 from . import Sink
 
 if TYPE_CHECKING:
@@ -19,8 +21,14 @@ class HistorySink(Sink):
         self.history: History | None = None
 
     def on_start(self, session: Session) -> None:
-        self.history = History(self.path)
-        session.run_id = self.history.start_run(session.metadata())
+        history = History(self.path)
+        try:
+            history.mark_abandoned()
+            session.run_id = history.start_run(session.metadata())
+        except sqlite3.Error as exc:  # locked by another process, or damaged since it was checked
+            history.close()
+            raise history_error(self.path, exc) from None
+        self.history = history
 
     def on_record(self, session: Session, record: StepRecord) -> None:
         if self.history is not None and session.run_id is not None:

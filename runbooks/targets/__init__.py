@@ -11,7 +11,8 @@ Adding a target is one module here with one class decorated by :func:`register`.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from ..errors import ConfigError
@@ -21,15 +22,17 @@ if TYPE_CHECKING:
     from ..resources import Resources
 
 # Modules holding the built-in targets, imported on first use of the registry (in this order).
-BUILTIN = ("docker", "hosts", "aws", "http")
+BUILTIN = ("docker", "hosts", "aws", "http", "postgres", "redis", "prometheus", "alertmanager")
 
 
 class Where:
     """Raises configuration errors that name the file and line of a key."""
 
-    def __init__(self, fail: Callable[[str, str, str | None], ConfigError], env: str) -> None:
+    def __init__(self, fail: Callable[[str, str, str | None], ConfigError], env: str, root: Path | None = None
+                 ) -> None:
         self._fail = fail
         self.env = env
+        self.root = root  # the folder of runbooks.toml: relative paths in a section are relative to it
         self.table = f"environments.{env}"
 
     def error(self, message: str, section: str = "", key: str | None = None) -> ConfigError:
@@ -64,6 +67,11 @@ class Target:
 
     def close(self) -> None:
         """Close what this run opened (the run's resources close themselves)."""
+
+    @classmethod
+    def secrets(cls, env: Environment) -> Iterable[str]:
+        """Credentials in this target's settings of ``env`` (a DSN's password): masked in every output."""
+        return ()
 
 
 T = TypeVar("T", bound=type[Target])

@@ -1,7 +1,10 @@
 """The AWS target: one session and one client per service per run, read-only at the boundary.
 
 The guard is a botocore ``before-call`` handler registered on the session, so it runs for every
-client the checks get, before a request is built or sent. Retries are botocore's own (adaptive mode).
+client the checks get, before a request is built or sent; while a live or endpoint run is open,
+:mod:`.aws_readonly` guards every other botocore client in the process too, and a role (``role_arn``)
+is assumed with a read-only session policy, so AWS itself refuses the rest. Retries are botocore's own (adaptive mode;
+``max_attempts`` counts the first try), within the step's deadline (:mod:`runbooks.deadlines`).
 The target owns ``[environments.NAME.aws]`` and teaches the fault classification botocore's errors.
 :func:`resolve_aws` settles, once per run, what the configuration leaves to the machine: the region,
 whether a configured profile applies, and where ``AWS_ENDPOINT_URL`` sends a live target's requests.
@@ -30,12 +33,16 @@ from botocore import xform_name
 from botocore.config import Config as BotoConfig
 from botocore.utils import ensure_boolean
 
+from ..deadlines import DeadlineReached
+from ..deadlines import current as current_deadline
 from ..errors import ConfigError
-from ..faults import HINTS, Fault, FaultKind, register_classifier
+from ..faults import Fault, FaultKind, register_classifier
 from . import Target, Where, register
+from .aws_faults import check_response, classify_bare_status, classify_transport
 
 if TYPE_CHECKING:
     from ..config import Config, Environment
+    from ..iam_policy import SessionPolicy
     from ..resources import Resources
 
 
@@ -109,6 +116,12 @@ def _type_problem(key: str, value: Any) -> str | None:
     kinds = expected.get(key, (str,))
     if isinstance(value, bool) or not isinstance(value, kinds):
         return "must be a number" if kinds != (str,) else "must be a string"
+    if key == "max_attempts" and isinstance(value, int) and value < 1:
+        return f"must be 1 or more (attempts, the first included), got {value}"
+    if key.endswith("_timeout") and isinstance(value, int | float) and not 0 < value < float("inf"):
+        return f"must be a number of seconds above 0, got {value}"
+    if key == "endpoint_url" and isinstance(value, str) and not re.match(r"^https?://", value):
+        return f"must start with http:// or https://, got {value!r}"
     return None
 
 
@@ -128,7 +141,8 @@ def parse_settings(raw: dict[str, Any] | None, where: Where) -> AwsSettings:
     for key, value in fields.items():
         problem = _type_problem(key, value)
         if problem:
-            raise where.error(f"aws.{key} {problem}", "aws", key)
+            written = "url" if key == "endpoint_url" else key
+            raise where.error(f"aws.{written} {problem}", "aws", written)
     if "regions" in fields:
         fields["regions"] = tuple(fields["regions"])
     settings = AwsSettings(**fields)
@@ -270,7 +284,7 @@ class _SharedConfig:
 
 
 READ_PREFIXES = ("Describe", "Get", "List", "Head", "BatchGet")
-READ_OPERATIONS = {"Query", "Scan", "GetCallerIdentity", "AssumeRole"}
+READ_OPERATIONS = {"Query", "Scan", "GetCallerIdentity"}
 
 # Error codes that mean "could not check", never "the resource is wrong".
 ACCESS_CODES = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "403"}
@@ -283,6 +297,8 @@ CREDENTIAL_CODES = {
     "ExpiredTokenException",
     "RequestExpired",
     "SignatureDoesNotMatch",
+    "InvalidSignatureException",
+    "InvalidToken",
     "AuthFailure",
 }
 # Named like reads, but they change state (create users or identities): refused like any write.
@@ -294,6 +310,22 @@ MUTATING_READS = {
     "GetOpenIdTokenForDeveloperIdentity",
     "GetCredentialsForIdentity",
 }
+# Operations that hand out credentials or tokens, by IAM prefix: code holding them could act outside the
+# guard, so they are refused to everything but the engine's own AssumeRole (the role of aws.role_arn), and
+# a session policy's wildcards never cover them (runbooks.iam_policy.session_policy).
+CREDENTIAL_OPERATIONS: dict[str, tuple[str, ...]] = {
+    "sts": ("AssumeRole", "AssumeRoleWithSAML", "AssumeRoleWithWebIdentity", "AssumeRoot", "GetSessionToken",
+            "GetFederationToken", "GetDelegatedAccessToken", "GetScopedCredentials", "GetWebIdentityToken"),
+    "sso": ("GetRoleCredentials",),
+    "ecr": ("GetAuthorizationToken",),
+    "ecr-public": ("GetAuthorizationToken",),
+    "codeartifact": ("GetAuthorizationToken",),
+    "redshift": ("GetClusterCredentials", "GetClusterCredentialsWithIAM"),
+    "redshift-serverless": ("GetCredentials",),
+    "cognito-identity": ("GetId", "GetOpenIdToken", "GetOpenIdTokenForDeveloperIdentity",
+                         "GetCredentialsForIdentity"),
+}
+CREDENTIAL_NAMES = frozenset(name for names in CREDENTIAL_OPERATIONS.values() for name in names)
 THROTTLING_CODES = {
     "Throttling",
     "ThrottlingException",
@@ -347,7 +379,9 @@ def _name_iam_action(http_response: Any = None, parsed: Any = None, model: Any =
 
 
 def is_read_operation(operation: str) -> bool:
-    if operation in MUTATING_READS:
+    """Whether ``operation`` only reads: Describe*/Get*/List*/Head*/BatchGet*, Query, Scan, GetCallerIdentity;
+    never one that changes state or hands out credentials (STS AssumeRole and GetSessionToken included)."""
+    if operation in MUTATING_READS or operation in CREDENTIAL_NAMES:
         return False
     return operation in READ_OPERATIONS or operation.startswith(READ_PREFIXES)
 
@@ -414,6 +448,64 @@ def stub_gap(status: int, headers: Any, body: bytes, service: str, operation: st
     return status == 500 and html and moto_implements(service, operation) is False
 
 
+def _deadline_passed(**_: Any) -> None:
+    """``before-send``, before the adaptive rate limiter's wait: nothing is sent, nor waited for, once the
+    step's deadline has passed."""
+    deadline = current_deadline()
+    if deadline is not None and deadline.passed():
+        raise deadline.reached()
+
+
+def _deadline_attempt(read_timeout: float) -> Callable[..., None]:
+    """``before-send``, last (after the rate limiter's wait): count the attempt against the step's deadline
+    and cut its read timeout to the time left (botocore's per-request ``read_timeout``)."""
+
+    def handler(request: Any = None, **_: Any) -> None:
+        deadline = current_deadline()
+        if deadline is None:
+            return
+        deadline.attempt()  # DeadlineReached when the rate limiter's wait used up the rest
+        context = getattr(request, "context", None)
+        if isinstance(context, dict):
+            context["read_timeout"] = deadline.bound(read_timeout)
+
+    return handler
+
+
+def _deadline_retry(caught_exception: BaseException | None = None, **_: Any) -> None:
+    """``needs-retry``, after the retry handler: an attempt that got no answer (its read timeout cut to the
+    time left, say) once the deadline has passed ends the call as :class:`DeadlineReached`, not as that
+    attempt's own timeout."""
+    deadline = current_deadline()
+    if caught_exception is not None and deadline is not None and deadline.remaining() <= 0.01:
+        raise deadline.reached() from caught_exception
+
+
+def _retries_within_deadline(client: Any, max_attempts: int) -> None:
+    """Wrap ``client``'s standard retry handler: a retry whose backoff would end past the step's deadline is
+    neither waited for nor sent; the call ends at once with :class:`DeadlineReached`.
+
+    botocore registers the handler under a ``unique_id`` and keeps no public hold on it, so it is made
+    again (``standard.register_retry_handler``, as botocore does) and registered wrapped in its place."""
+    from botocore.retries import standard
+
+    service = client.meta.service_model.service_id.hyphenize()
+    event, unique_id = f"needs-retry.{service}", f"retry-config-{service}"
+    events = client.meta.events
+    events.unregister(event, unique_id=unique_id)
+    handler = standard.register_retry_handler(client, max_attempts)
+    events.unregister(event, unique_id=unique_id)
+
+    def needs_retry(**kwargs: Any) -> float | None:
+        delay: float | None = handler.needs_retry(**kwargs)
+        deadline = current_deadline()
+        if delay is not None and deadline is not None and deadline.remaining() <= delay:
+            raise deadline.reached()  # the retry could only start after the deadline
+        return delay
+
+    events.register(event, needs_retry, unique_id=unique_id)
+
+
 def _stub_gap_handler(target: str) -> Callable[..., None]:
     """A ``needs-retry`` handler: a gap is reported at once, without retries, as NotImplementedByTarget."""
 
@@ -458,8 +550,9 @@ def classify_aws(exc: BaseException, target: str = "aws") -> Fault | None:
         return Fault.of(FaultKind.NO_CREDENTIALS, f"AWS profile not found: {exc}")
     if isinstance(exc, botocore.exceptions.ConnectTimeoutError | botocore.exceptions.ReadTimeoutError):
         return Fault.of(FaultKind.TIMEOUT, f"timed out talking to AWS: {exc}")
-    if isinstance(exc, botocore.exceptions.EndpointConnectionError):
-        return Fault.of(FaultKind.CONNECTION, f"could not connect to the AWS endpoint: {exc}")
+    transport = classify_transport(exc)  # malformed answers, DNS, refused and reset connections
+    if transport is not None:
+        return transport
     if isinstance(exc, botocore.exceptions.ClientError):
         return _classify_client_error(exc, target)
     if isinstance(exc, botocore.exceptions.BotoCoreError):
@@ -477,6 +570,9 @@ def _classify_client_error(exc: botocore.exceptions.ClientError, target: str) ->
     operation = getattr(exc, "operation_name", "?")
     error = exc.response.get("Error", {})
     message = error.get("Message", "")
+    bare = classify_bare_status(exc, target)  # no error code: a HEAD answer, or a bare status from a proxy
+    if bare is not None:
+        return bare
     if code in CREDENTIAL_CODES:
         return Fault.of(FaultKind.CREDENTIALS_REJECTED,
                         f"the AWS credentials were rejected for {operation} ({code}): {message}".rstrip(": "))
@@ -487,11 +583,11 @@ def _classify_client_error(exc: botocore.exceptions.ClientError, target: str) ->
                         reason + (f"; needs {needed}" if needed and needed not in message else ""))
     if code in THROTTLING_CODES:
         return Fault.of(FaultKind.THROTTLED, f"throttled on {operation} ({code}) after retries")
-    if code in {"NotImplemented", "InternalFailure", "InternalError", "ServiceUnavailable", "500"}:
+    status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+    if code in {"NotImplemented", "InternalFailure", "InternalError", "ServiceUnavailable"} or status >= 500:
         reason = f"the {target} target could not answer {operation} ({code}): {message}".rstrip(": ")
         kind = FaultKind.NOT_IMPLEMENTED if code == "NotImplemented" else FaultKind.SERVICE_ERROR
-        # Kept from the earlier wording: a 5xx from the target reads as "could not answer", hint as for a defect.
-        return Fault.of(kind, reason, HINTS[FaultKind.DEFECT] if kind is FaultKind.SERVICE_ERROR else None)
+        return Fault.of(kind, reason)
     return None
 
 
@@ -519,6 +615,10 @@ class AwsTarget(Target):
         self.calls = 0  # API calls actually made by this run's clients (memo hits excluded)
         # its own lock: AssumeRole is counted while session() holds self._lock
         self._calls_lock = threading.Lock()
+        # What the session policy of aws.role_arn allows: set by the Session from Options.read_only_actions
+        # (`runbooks verify`: the actions its runbooks need); None: every registered step's permissions.
+        self.read_only_actions: tuple[str, ...] | None = None
+        self._enforcing = False  # this run holds the process-wide guard (aws_readonly)
 
     @classmethod
     def parse(cls, raw: Any, where: Where) -> AwsSettings:
@@ -539,6 +639,18 @@ class AwsTarget(Target):
             mock = mock_aws()
             mock.start()
             self.resources.on_close(mock.stop)
+        elif self.read_only and self.kind in (AwsKind.ENDPOINT, AwsKind.LIVE):
+            from . import aws_readonly  # every botocore client in the process, not only this run's
+
+            aws_readonly.enforce()
+            self._enforcing = True
+
+    def close(self) -> None:
+        if self._enforcing:
+            from . import aws_readonly
+
+            self._enforcing = False
+            aws_readonly.release()
 
     @property
     def target_name(self) -> str:
@@ -555,7 +667,8 @@ class AwsTarget(Target):
     def boto_config(self) -> BotoConfig:
         return BotoConfig(
             region_name=self.settings.region,
-            retries={"mode": "adaptive", "max_attempts": self.settings.max_attempts},
+            # total_max_attempts counts the first try; botocore's own "max_attempts" would count retries only
+            retries={"mode": "adaptive", "total_max_attempts": self.settings.max_attempts},
             connect_timeout=self.settings.connect_timeout,
             read_timeout=self.settings.read_timeout,
             max_pool_connections=16,
@@ -576,12 +689,17 @@ class AwsTarget(Target):
     def _make_session(self) -> boto3.Session:
         s = self.settings
         session = boto3.Session(profile_name=s.profile, region_name=s.region)
-        self._hook(session)
+        self._hook(session, guard=not s.role_arn)  # with a role, this session only assumes it
         if s.role_arn:
-            sts = session.client("sts", config=self.boto_config(), endpoint_url=s.endpoint_url)
+            from . import aws_readonly
+
+            # the one client allowed to ask for credentials; it never leaves this method
+            sts = aws_readonly.exempt(session.client("sts", config=self.boto_config(), endpoint_url=s.endpoint_url))
             params: dict[str, Any] = {"RoleArn": s.role_arn, "RoleSessionName": "runbooks-verify"}
             if s.external_id:
                 params["ExternalId"] = s.external_id
+            if self.read_only:  # AWS itself refuses anything else to whoever holds these credentials
+                params["Policy"] = self.session_policy().document
             creds = sts.assume_role(**params)["Credentials"]
             session = boto3.Session(
                 aws_access_key_id=creds["AccessKeyId"],
@@ -592,12 +710,30 @@ class AwsTarget(Target):
             self._hook(session)
         return session
 
-    def _hook(self, session: boto3.Session) -> None:
+    def session_policy(self) -> SessionPolicy:
+        """The inline session policy for aws.role_arn: the runbooks' read actions and the engine's own."""
+        from ..iam_policy import registered_actions, session_policy
+
+        actions = self.read_only_actions if self.read_only_actions is not None else registered_actions()
+        policy = session_policy(actions)
+        if policy.compressed:
+            _warn(f"the session policy for {self.settings.role_arn} uses wildcards per service "
+                  f"({', '.join(policy.actions)}): the exact actions exceed the 2048 characters AWS allows it")
+        return policy
+
+    def _hook(self, session: boto3.Session, guard: bool = True) -> None:
         """Guard and count every call of the session's clients; on stub targets, recognise their gaps."""
-        if self.read_only:
+        if self.read_only and guard:
             session.events.register("before-call.*.*", _guard)
         session.events.register("before-call.*.*", self._count)
         session.events.register("after-call.*.*", _name_iam_action)
+        session.events.register_first("before-parse.*.*", check_response)  # a garbage 2xx is never a fact
+        # the step's deadline: no attempt once it has passed, checked before the adaptive rate limiter's wait
+        # (registered on "before-send": a more specific name runs first) and after it (last), each attempt's
+        # read timeout cut to the time left; retries: see _retries_within_deadline
+        session.events.register_first("before-send.*.*", _deadline_passed)
+        session.events.register_last("before-send", _deadline_attempt(self.settings.read_timeout))
+        session.events.register("needs-retry", _deadline_retry)
         if self.kind is not AwsKind.LIVE:
             session.events.register("needs-retry", _stub_gap_handler(self.target_name))
 
@@ -611,6 +747,10 @@ class AwsTarget(Target):
     def client(self, service: str, region: str | None = None) -> Any:
         if self.kind is AwsKind.NONE:
             raise NoAwsTarget()
+        if self._enforcing:
+            from . import aws_readonly
+
+            aws_readonly.check_installed()  # a guard a step took out is noticed (and put back) here
         region = region or self.settings.region
         key = (service, region)
         with self._lock:
@@ -629,6 +769,7 @@ class AwsTarget(Target):
                 if self.settings.endpoint_url and service == "s3control":
                     same_host = _endpoint_host(self.settings.endpoint_url)
                     client.meta.events.register("before-sign.s3-control", same_host)
+                _retries_within_deadline(client, self.settings.max_attempts)
                 self._clients[key] = client
             return self._clients[key]
 
@@ -678,6 +819,9 @@ class AwsTarget(Target):
                 future.set_result(compute())
             except BaseException as exc:  # noqa: BLE001
                 future.set_exception(exc)
+                if isinstance(exc, DeadlineReached):  # one step's lack of time: a later step asks afresh
+                    with self._lock:
+                        self._memo.pop(key, None)
         return future.result()
 
     def account_id(self) -> str:

@@ -29,6 +29,12 @@ def parse_hosts(raw: dict[str, Any] | None, where: Where) -> dict[str, str]:
         if not isinstance(url, str) or "://" not in url:
             raise where.error(f"host {host!r} must be a testinfra URL such as 'local://' or 'paramiko://user@host'",
                               "hosts", host)
+        from testinfra.backend import BACKENDS
+
+        scheme = url.split("://", 1)[0]
+        if scheme not in BACKENDS:
+            raise where.error(f"host {host!r}: unknown connection type {scheme!r}"
+                              + did_you_mean(scheme, BACKENDS, known="testinfra knows"), "hosts", host)
     return hosts
 
 

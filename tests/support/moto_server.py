@@ -23,6 +23,8 @@ import boto3
 import pytest
 import requests
 
+from runbooks.targets.aws_readonly import exempt
+
 CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 START_TIMEOUT_S = 30.0
 
@@ -119,15 +121,20 @@ class MotoServer:
         return response.json()  # type: ignore[no-any-return]
 
     def requests_seen(self) -> list[str]:
-        """The request lines the server logged (werkzeug's access log), e.g. ``PUT /bucket HTTP/1.1``."""
-        return re.findall(r'"([A-Z]+ \S+ HTTP/[\d.]+)"', self.log.read_text(errors="replace"))
+        """The request lines the server logged (werkzeug's access log), e.g. ``PUT /bucket HTTP/1.1``.
+
+        werkzeug colours some lines (a DELETE's 204, any 4xx) with ANSI escapes inside the quotes; they
+        are taken out, or those requests would go unseen."""
+        text = re.sub(r"\x1b\[[0-9;]*m", "", self.log.read_text(errors="replace"))
+        return re.findall(r'"([A-Z]+ \S+ HTTP/[\d.]+)"', text)
 
     def reset(self) -> None:
         requests.post(f"{self.url}/moto-api/reset", timeout=10).raise_for_status()
 
     def client(self, service: str, region: str = "us-east-1") -> Any:
-        """A plain, unguarded boto3 client against the server (for provisioning and verifying)."""
-        client = boto3.client(service, region_name=region, endpoint_url=self.url, **CREDENTIALS)
+        """A plain, unguarded boto3 client against the server (for provisioning and verifying), exempt from
+        the process-wide read-only guard of an open endpoint run (runbooks.targets.aws_readonly)."""
+        client = exempt(boto3.client(service, region_name=region, endpoint_url=self.url, **CREDENTIALS))
         if service == "s3control":
             # botocore puts the account id in front of the host ({account}.127.0.0.1), which no server has
             client.meta.events.register("before-sign.s3-control", self._same_host)

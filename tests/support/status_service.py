@@ -21,6 +21,7 @@ class Route:
     status: int = 200
     delay_s: float = 0.0
     body: str = '{"status": "ok"}'
+    echo: bool = False  # answer with the request's query string and headers (as a server echoing them would)
 
 
 @dataclass
@@ -29,8 +30,9 @@ class StatusService:
     requests: list[dict[str, Any]] = field(default_factory=list)
     url: str = ""
 
-    def set(self, path: str, status: int = 200, delay_s: float = 0.0, body: str = '{"status": "ok"}') -> None:
-        self.routes[path] = Route(status, delay_s, body)
+    def set(self, path: str, status: int = 200, delay_s: float = 0.0, body: str = '{"status": "ok"}',
+            echo: bool = False) -> None:
+        self.routes[path] = Route(status, delay_s, body, echo)
 
 
 def serve(service: StatusService) -> ThreadingHTTPServer:
@@ -45,6 +47,10 @@ def serve(service: StatusService) -> ThreadingHTTPServer:
             if route.delay_s:
                 time.sleep(route.delay_s)
             data = route.body.encode()
+            if route.echo:  # credentials first: a body excerpt shows only its start
+                headers = sorted(self.headers.items(), key=lambda kv: kv[0].lower() != "authorization")
+                query = self.path.partition("?")[2]
+                data = json.dumps({"query": query, "headers": dict(headers)}).encode()
             try:
                 self.send_response(route.status)
                 self.send_header("Content-Type", "application/json")
