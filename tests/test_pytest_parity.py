@@ -78,7 +78,16 @@ def stable(records: dict[tuple[str, str, int], dict[str, Any]]) -> dict[tuple[st
 
 
 def _stable(value: Any) -> Any:
-    return re.sub(r"[0-9a-f]{8}-[0-9a-f-]{27}|\d+", "N", value) if isinstance(value, str) else value
+    """Run-dependent values (ports, generated ids, measured numbers) replaced, structure kept."""
+    if isinstance(value, str):
+        return re.sub(r"[0-9a-f]{8}-[0-9a-f-]{27}|\d+(?:\.\d+)?", "N", value)
+    if isinstance(value, dict):
+        return {k: _stable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_stable(v) for v in value]
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return "N"
+    return value
 
 
 def junit_cases(path: Path) -> dict[tuple[str, str], str]:

@@ -491,8 +491,8 @@ def test_preflight_refuses_an_undeclared_container(
     )
     err = capsys.readouterr().err
     assert code == 2
-    assert (
-        "features/containers.feature:4: container 'apii' is not defined by environment 'test'; "
-        "did you mean 'api'?"
-    ) in err.splitlines()
+    assert err.splitlines() == [
+        "runbooks: error: features/containers.feature:4: container 'apii' is not defined by environment 'test'; "
+        "did you mean 'api'? (nothing was run)"
+    ]
     assert not (tmp_path / "reports").exists()  # nothing ran
