@@ -1,6 +1,6 @@
 """Fleet benchmark: runbooks' fleet steps through the real CLI against the best hand-written boto3 code.
 
-    python benchmarks/fleet.py --buckets 1000
+    python benchmarks/fleet.py --buckets 1000 --latency-ms 0 30
 
 A moto server runs in its own process (benchmarks/counting_moto_server.py) and counts every API
 request it serves. N buckets and N/5 tables are provisioned with about 10% seeded violations per rule
@@ -12,8 +12,11 @@ request it serves. N buckets and N/5 tables are provisioned with about 10% seede
   call per bucket and rule (GetPublicAccessBlock, GetBucketVersioning, GetBucketEncryption,
   GetBucketTagging) and two per table (DescribeContinuousBackups, ListTagsOfResource).
 
-It prints wall time, API calls counted at the server and the ratios, and checks that both found
-every seeded violation and nothing else (exit 1 if not).
+With ``--latency-ms`` the server makes every request wait that long (each in its own thread, so the
+waits overlap as on a network), one measurement per value. It prints wall time, API calls counted at
+the server, the model limit (calls x latency / threads) and each side's ratio to it, the CPU both
+processes used, and the ratios runbooks / hand-written, and checks that both found every seeded
+violation and nothing else (exit 1 if not).
 """
 
 from __future__ import annotations
@@ -42,6 +45,8 @@ import boto3
 import requests
 from botocore.config import Config
 from botocore.exceptions import ClientError
+
+from runbooks.targets.aws import NETWORK_WORKERS
 
 HERE = Path(__file__).resolve().parent
 REGION = "eu-west-1"
@@ -109,6 +114,10 @@ class CountingServer:
         except OSError:
             return 0.0
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def set_latency(self, ms: float) -> None:
+        """Every AWS request from now on waits ``ms`` before moto answers it (0: none)."""
+        requests.post(f"{self.url}/__bench__/latency", params={"ms": ms}, timeout=5).raise_for_status()
 
     def calls(self, reset: bool = False) -> dict[str, Any]:
         method = requests.post if reset else requests.get
@@ -236,7 +245,8 @@ def runbooks_command() -> list[str]:
     return [found] if found else [sys.executable, "-m", "runbooks.cli"]
 
 
-def run_cli(directory: Path, url: str, steps: list[str]) -> tuple[float, int, list[dict[str, Any]], str]:
+def run_cli(directory: Path, url: str, steps: list[str], workers: int | None = None,
+            ) -> tuple[float, int, list[dict[str, Any]], str]:
     config = write_project(directory, url, steps)
     reports = directory / "reports"
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")} | CREDENTIALS
@@ -246,7 +256,8 @@ def run_cli(directory: Path, url: str, steps: list[str]) -> tuple[float, int, li
     env["PYTHONPYCACHEPREFIX"] = str(directory.parent / "pycache")
     started = time.perf_counter()
     done = subprocess.run(
-        [*runbooks_command(), "verify", "--config", str(config), "--report-dir", str(reports)],
+        [*runbooks_command(), "verify", "--config", str(config), "--report-dir", str(reports),
+         *(["--workers", str(workers)] if workers else [])],
         cwd=directory, env=env, capture_output=True, text=True, timeout=1800, check=False,
     )
     took = time.perf_counter() - started
@@ -364,10 +375,11 @@ class Measurement:
     server_cpu_s: float  # the moto server's CPU: the bottleneck, and steadier than wall time on a busy host
     client_cpu_s: float
     by_service: dict[str, int]
+    concurrency: int = 1  # requests the side keeps in flight: its threads
 
 
 @contextmanager
-def measured(server: CountingServer, label: str, child: bool) -> Iterator[list[Measurement]]:
+def measured(server: CountingServer, label: str, child: bool, concurrency: int = 1) -> Iterator[list[Measurement]]:
     """Time a block and count what the server did for it; ``child``: the client is a subprocess."""
     server.calls(reset=True)
     out: list[Measurement] = []
@@ -376,7 +388,7 @@ def measured(server: CountingServer, label: str, child: bool) -> Iterator[list[M
     wall = time.perf_counter() - wall0
     calls = server.calls(reset=True)
     server_cpu, client_cpu = server.cpu_seconds() - server0, _client_cpu(child) - cpu0
-    out.append(Measurement(label, wall, calls["total"], server_cpu, client_cpu, calls["by_service"]))
+    out.append(Measurement(label, wall, calls["total"], server_cpu, client_cpu, calls["by_service"], concurrency))
 
 
 def _client_cpu(child: bool) -> float:
@@ -401,13 +413,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--buckets", type=int, default=200, help="number of matching buckets (tables: N/5)")
     parser.add_argument("--threads", type=int, nargs="+", default=[4, 8], help="floor thread pools to try")
+    parser.add_argument("--workers", type=int, default=None,
+                        help=f"runbooks verify --workers (default: its own, {NETWORK_WORKERS} on an endpoint)")
+    parser.add_argument("--latency-ms", type=float, nargs="+", default=[0.0],
+                        help="added to every request by the server, one measurement per value (e.g. 0 30)")
     parser.add_argument("--repeat", type=int, default=2, help="runs of each side; the best time counts")
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args(argv)
+    workers = args.workers or NETWORK_WORKERS
 
     problems: list[str] = []
-    runs: list[Measurement] = []
-    floors: list[Measurement] = []
+    results: dict[float, tuple[list[Measurement], list[Measurement]]] = {}
     with (
         tempfile.TemporaryDirectory(prefix="runbooks-bench-") as tmp,
         CountingServer(Path(tmp) / "moto.log") as server,
@@ -426,41 +442,74 @@ def main(argv: list[str] | None = None) -> int:
             with measured(server, "start-up", child=True) as startup:
                 run_cli(Path(tmp) / f"startup-{attempt}", server.url, ['the AWS account is "123456789012"'])
 
-        for attempt in range(args.repeat):  # interleaved, so that a busy moment hits both sides
-            with measured(server, "runbooks verify (CLI, subprocess)", child=True) as out:
-                _, code, results, stdout = run_cli(Path(tmp) / f"cli-{attempt}", server.url, list(STEPS))
-            runs += out
-            found = {STEPS[r["step"]]: offenders_in(r) for r in results if r["step"] in STEPS}
-            if len(found) != len(STEPS) or code != 1:
-                problems.append(f"runbooks: exit {code}, {len(found)}/{len(STEPS)} steps reported:\n{stdout}")
-            problems += compare("runbooks", found, fleet.violations)
-            for threads in args.threads:
-                with measured(server, f"hand-written boto3 ({threads} threads)", child=False) as out:
-                    found = floor(server, threads)
-                floors += out
-                problems += compare(f"floor ({threads} threads)", found, fleet.violations)
+        for latency in args.latency_ms:
+            server.set_latency(latency)
+            runs: list[Measurement] = []
+            floors: list[Measurement] = []
+            for attempt in range(args.repeat):  # interleaved, so that a busy moment hits both sides
+                label = "runbooks verify (CLI, subprocess)"
+                with measured(server, label, child=True, concurrency=workers) as out:
+                    _, code, records, stdout = run_cli(
+                        Path(tmp) / f"cli-{latency:g}-{attempt}", server.url, list(STEPS), args.workers)
+                runs += out
+                found = {STEPS[r["step"]]: offenders_in(r) for r in records if r["step"] in STEPS}
+                if len(found) != len(STEPS) or code != 1:
+                    problems.append(f"runbooks: exit {code}, {len(found)}/{len(STEPS)} steps reported:\n{stdout}")
+                problems += compare(f"runbooks ({latency:g} ms)", found, fleet.violations)
+                for threads in args.threads:
+                    label = f"hand-written boto3 ({threads} threads)"
+                    with measured(server, label, child=False, concurrency=threads) as out:
+                        found = floor(server, threads)
+                    floors += out
+                    problems += compare(f"floor ({threads} threads, {latency:g} ms)", found, fleet.violations)
+            results[latency] = (runs, floors)
+        server.set_latency(0)
 
-    cli_best = min(runs, key=lambda m: m.wall_s)
-    floor_best = min(floors, key=lambda m: m.wall_s)
-    print()
-    columns = ("wall s", "API calls", "calls/bucket", "server CPU s", "client CPU s")
-    print(f"{'':34} " + " ".join(f"{c:>{w}}" for c, w in zip(columns, (7, 9, 12, 12, 12), strict=True)))
-    for m in (cli_best, floor_best):
-        print(f"{m.label:34} {m.wall_s:7.2f} {m.calls:9d} {m.calls / n:12.2f} {m.server_cpu_s:12.2f} "
-              f"{m.client_cpu_s:12.2f}")
-    ratios = (cli_best.wall_s / floor_best.wall_s, cli_best.calls / floor_best.calls,
-              cli_best.server_cpu_s / floor_best.server_cpu_s)
-    print(f"{'ratio runbooks / floor':34} {ratios[0]:7.2f} {ratios[1]:9.2f} {'':12} {ratios[2]:12.2f}")
-    print(f"CLI start-up (the same command on a one-step runbook): {startup[0].wall_s:.2f} s wall, "
+    print(f"\nCLI start-up (the same command on a one-step runbook): {startup[0].wall_s:.2f} s wall, "
           f"{startup[0].client_cpu_s:.2f} s CPU")
-    print("calls by service: runbooks " + json.dumps(cli_best.by_service, sort_keys=True)
-          + "; floor " + json.dumps(floor_best.by_service, sort_keys=True))
+    for latency, (runs, floors) in results.items():
+        report(latency, n, runs, floors)
     print("load average at the end: " + " ".join(f"{x:.2f}" for x in os.getloadavg()))
     if problems:
         print("\nWRONG RESULTS:\n" + "\n".join(problems))
         return 1
     print("correct: both found every seeded violation and nothing else (decoys ignored)")
     return 0
+
+
+def report(latency_ms: float, n: int, runs: list[Measurement], floors: list[Measurement]) -> None:
+    """One table per latency: the best run of each side, the model limit, and the ratios.
+
+    The model limit of a side is the least time its calls could take at its concurrency when every
+    request waits ``latency_ms``: calls x latency / concurrency (no CPU, no start-up, no serial part). The
+    CPU floor is the other bound: the server's and the client's CPU seconds spread over every core of the
+    machine (which both share, with whatever else runs on it)."""
+    best = [min(runs, key=lambda m: m.wall_s)]
+    for label in dict.fromkeys(m.label for m in floors):
+        best.append(min((m for m in floors if m.label == label), key=lambda m: m.wall_s))
+    print(f"\n{latency_ms:g} ms per request")
+    columns = ("wall s", "API calls", "calls/bucket", "in flight", "model s", "wall/model", "server CPU s",
+               "client CPU s", "CPU floor s")
+    widths = (7, 9, 12, 9, 8, 10, 12, 12, 11)
+    cores = os.cpu_count() or 1
+    print(f"{'':36} " + " ".join(f"{c:>{w}}" for c, w in zip(columns, widths, strict=True)))
+    for m in best:
+        model = m.calls * latency_ms / 1000 / m.concurrency
+        print(f"{m.label:36} {m.wall_s:7.2f} {m.calls:9d} {m.calls / n:12.2f} {m.concurrency:9d} "
+              + (f"{model:8.2f} {m.wall_s / model:10.2f}" if model else f"{'-':>8} {'-':>10}")
+              + f" {m.server_cpu_s:12.2f} {m.client_cpu_s:12.2f} {(m.server_cpu_s + m.client_cpu_s) / cores:11.2f}")
+    cli = best[0]
+    for m in best[1:]:
+        print(f"{'runbooks / ' + m.label:56} wall {cli.wall_s / m.wall_s:5.2f}  calls {cli.calls / m.calls:5.2f}  "
+              f"server CPU {cli.server_cpu_s / m.server_cpu_s:5.2f}")
+    fastest = min(best[1:], key=lambda m: m.wall_s)
+    best_label = f"runbooks / best hand-written ({fastest.concurrency} threads)"
+    print(f"{best_label:56} wall {cli.wall_s / fastest.wall_s:5.2f}")
+    print("each run, wall s: " + "; ".join(
+        f"{label} " + ", ".join(f"{m.wall_s:.2f}" for m in [*runs, *floors] if m.label == label)
+        for label in dict.fromkeys(m.label for m in [*runs, *floors])))
+    print("calls by service: runbooks " + json.dumps(cli.by_service, sort_keys=True)
+          + "; floor " + json.dumps(best[-1].by_service, sort_keys=True))
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from .config import Environment, ServiceSettings
     from .resources import Resources
     from .targets.alertmanager import AlertmanagerTarget
-    from .targets.aws import AwsTarget, RegionView
+    from .targets.aws import AwsAccount, AwsTarget, RegionView
     from .targets.docker import DockerTarget
     from .targets.hosts import HostsTarget
     from .targets.http import HttpTarget
@@ -48,17 +48,23 @@ class CheckContext:
     read-only guard, the timeouts and the per-run memo."""
 
     def __init__(self, env: Environment, targets: dict[str, Any], resources: Resources,
-                 scenario: ScenarioState | None = None, region: str | None = None) -> None:
+                 scenario: ScenarioState | None = None, region: str | None = None,
+                 account: AwsAccount | None = None) -> None:
         self.env = env
         self.scenario = scenario if scenario is not None else ScenarioState()
         self._targets = targets
         self._resources = resources
         self.region = region
+        self.account = account  # the scenario's account (``@all-accounts``); None: the run's own credentials
 
     @property
     def aws(self) -> AwsTarget | RegionView:
-        """The environment's AWS target, in the scenario's region (``@region:``/``@all-regions``)."""
-        return self._targets["aws"].in_region(self.region)  # type: ignore[no-any-return]
+        """The environment's AWS target, in the scenario's account (``@all-accounts``: that account's role)
+        and region (``@region:``/``@all-regions``)."""
+        target = self._targets["aws"]
+        if self.account is not None:
+            target = target.account(self.account)
+        return target.in_region(self.region)  # type: ignore[no-any-return]
 
     @property
     def http(self) -> HttpTarget:

@@ -8,22 +8,33 @@ from dataclasses import dataclass, field
 from .result import Outcome, StepRecord
 from .waivers import EXPIRED_MARK
 
-CheckKey = tuple[str, str, str, int]  # runbook, scenario, step as written, occurrence
+CheckKey = tuple[str, str, str, str, str, int]  # runbook, scenario, step as written, account, region, occurrence
 
 
 def keyed(records: list[StepRecord]) -> dict[CheckKey, StepRecord]:
     """Automated checks by identity. The identity is the step as written, so a variable whose value
-    changes between runs (the sandbox's port) is the same check; a step repeated in a scenario is told
+    changes between runs (the sandbox's port) is the same check, in its account and region (when the record
+    names them), so the same check in two accounts is two checks; a step repeated in a scenario is told
     apart by its occurrence."""
-    seen: Counter[tuple[str, str, str]] = Counter()
+    seen: Counter[tuple[str, str, str, str, str]] = Counter()
     out: dict[CheckKey, StepRecord] = {}
     for r in records:
         if r.outcome is Outcome.MANUAL:
             continue
-        base = (r.runbook, r.scenario, r.written or r.step)
+        base = (r.runbook, r.scenario, r.written or r.step, r.account, r.region)
         out[(*base, seen[base])] = r
         seen[base] += 1
     return out
+
+
+def _earlier(key: CheckKey, before: dict[CheckKey, StepRecord]) -> CheckKey | None:
+    """The key of the same check in the previous run: the same key, else (a run recorded before records
+    named their account and region) the key without them."""
+    if key in before:
+        return key
+    runbook, scenario, step, _, _, occurrence = key
+    legacy = (runbook, scenario, step, "", "", occurrence)
+    return legacy if legacy in before else None
 
 
 @dataclass
@@ -59,8 +70,12 @@ class Drift:
 def compare(previous: list[StepRecord], current: list[StepRecord]) -> Drift:
     before, after = keyed(previous), keyed(current)
     drift = Drift()
+    matched: set[CheckKey] = set()
     for key, now in after.items():
-        was = before.get(key)
+        earlier = _earlier(key, before)
+        was = before.get(earlier) if earlier is not None else None
+        if earlier is not None:
+            matched.add(earlier)
         if was is None:
             drift.added.append(now)
         if now.outcome is Outcome.SKIPPED:
@@ -79,7 +94,7 @@ def compare(previous: list[StepRecord], current: list[StepRecord]) -> Drift:
                 drift.new_errors.append(now)
         elif now.outcome is Outcome.PASS and was is not None and was.outcome in (Outcome.FAIL, Outcome.ERROR):
             drift.fixed.append(now)
-    drift.removed = [was for key, was in before.items() if key not in after]
+    drift.removed = [was for key, was in before.items() if key not in matched]
     return drift
 
 

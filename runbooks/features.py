@@ -255,3 +255,16 @@ def discover(paths: list[Path]) -> list[Path]:
             raise ConfigError("no such file or folder", path)
     unique = list(dict.fromkeys(p.resolve() for p in found))
     return unique
+
+
+TEMPLATE_NAME = "TEMPLATE.feature"  # the runbook template: copied for a new runbook, not itself a procedure
+
+
+def is_template(path: Path) -> bool:
+    return path.name == TEMPLATE_NAME
+
+
+def runbook_files(paths: list[Path]) -> list[Path]:
+    """:func:`discover` without a template found in a folder: it runs only when named as a file."""
+    named = {p.resolve() for p in paths if p.is_file()}
+    return [f for f in discover(paths) if not is_template(f) or f in named]

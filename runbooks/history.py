@@ -1,7 +1,9 @@
 """The durable record of every run (SQLite, standard library).
 
-Each step record is committed as it arrives, so a crash or Ctrl-C keeps every result gathered so far;
-SQLite's journal (WAL) guarantees an interrupted write never corrupts earlier runs.
+A scenario's step records are committed together when it ends, and a scenario still running commits what it
+has within a second (:class:`~runbooks.sinks.history.HistorySink`), so a crash, SIGKILL or Ctrl-C keeps every
+finished scenario and all but the last moment of the running one; SQLite's journal (WAL) guarantees an
+interrupted write never corrupts earlier runs.
 
 A run killed outright (SIGKILL, power loss) stays ``running``; the next run that opens the history marks
 it ``abandoned`` (:meth:`History.mark_abandoned`) when its owner is provably gone: the run was recorded on
@@ -41,7 +43,8 @@ CREATE TABLE IF NOT EXISTS runs (
     finished_at TEXT,
     status TEXT NOT NULL,           -- a RunStatus: running | finished | interrupted | aborted | failed | abandoned
     exit_code INTEGER,
-    metadata TEXT NOT NULL
+    metadata TEXT NOT NULL,
+    kind TEXT NOT NULL DEFAULT 'verify'  -- verify (`runbooks verify`) | procedure (`runbooks run`)
 );
 CREATE TABLE IF NOT EXISTS results (
     run_id TEXT NOT NULL REFERENCES runs(id),
@@ -51,6 +54,7 @@ CREATE TABLE IF NOT EXISTS results (
 );
 CREATE INDEX IF NOT EXISTS runs_by_env ON runs(environment, started_at);
 """
+_SUMMARY = "id, environment, target, started_at, finished_at, status, exit_code, kind"  # a RunSummary's columns
 _COLUMNS = {  # what a runbooks history holds; any other table means the file belongs to something else
     "runs": {"id", "environment", "target", "started_at", "finished_at", "status", "exit_code", "metadata"},
     "results": {"run_id", "seq", "record"},
@@ -93,6 +97,7 @@ class RunSummary:
     status: str
     exit_code: int | None
     counts: dict[str, int]
+    kind: str = "verify"  # verify | procedure (a person following a runbook with `runbooks run`)
 
 
 class History:
@@ -107,6 +112,7 @@ class History:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(_SCHEMA)
+            self._migrate()
         except sqlite3.Error as exc:
             self._db.close()
             raise history_error(path, exc) from None
@@ -127,6 +133,16 @@ class History:
             if missing:
                 raise BrokenHistory(self.path, f"is not a runbooks history (table {table} has no {', '.join(missing)})")
 
+    def _migrate(self) -> None:
+        """Columns added since a history was created: ``runs.kind`` (its existing runs are ``verify``)."""
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(runs)")}
+        if "kind" not in columns:
+            try:
+                self._db.execute("ALTER TABLE runs ADD COLUMN kind TEXT NOT NULL DEFAULT 'verify'")
+            except sqlite3.OperationalError as exc:  # another process added it first
+                if "duplicate column" not in str(exc):
+                    raise
+
     def close(self) -> None:
         self._db.close()
 
@@ -136,9 +152,9 @@ class History:
         run_id = uuid.uuid4().hex[:12]
         with self._lock:
             self._db.execute(
-                "INSERT INTO runs (id, environment, target, started_at, status, metadata) VALUES (?,?,?,?,?,?)",
+                "INSERT INTO runs (id, environment, target, started_at, status, metadata, kind) VALUES (?,?,?,?,?,?,?)",
                 (run_id, metadata["environment"], metadata.get("target"), metadata["started_at"], "running",
-                 json.dumps({**metadata, "owner": owner()})),
+                 json.dumps({**metadata, "owner": owner()}), metadata.get("kind", "verify")),
             )
         return run_id
 
@@ -155,12 +171,26 @@ class History:
         return gone
 
     def add(self, run_id: str, record: StepRecord) -> None:
+        self.add_many(run_id, [record])
+
+    def add_many(self, run_id: str, records: list[StepRecord]) -> None:
+        """The records in one transaction: one commit (one sync to disk) for a scenario's steps, not one each."""
+        if not records:
+            return
         with self._lock:
-            self._seq += 1
-            self._db.execute(
-                "INSERT INTO results (run_id, seq, record) VALUES (?,?,?)",
-                (run_id, self._seq, json.dumps(record.to_json())),
-            )
+            first = self._seq + 1
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.executemany(
+                    "INSERT INTO results (run_id, seq, record) VALUES (?,?,?)",
+                    [(run_id, first + n, json.dumps(r.to_json())) for n, r in enumerate(records)],
+                )
+                self._db.execute("COMMIT")
+            except BaseException:  # a lock timeout, a signal: nothing half-written
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise
+            self._seq += len(records)
 
     def finish_run(self, run_id: str, metadata: dict[str, Any], exit_code: int | None, status: str) -> None:
         with self._lock:
@@ -170,20 +200,20 @@ class History:
             )
 
     # reading ---------------------------------------------------------------------------------
-    def runs(self, environment: str | None = None, limit: int = 20) -> list[RunSummary]:
-        query = "SELECT id, environment, target, started_at, finished_at, status, exit_code FROM runs"
-        params: tuple[Any, ...] = ()
-        if environment:
-            query += " WHERE environment = ?"
-            params = (environment,)
+    def runs(self, environment: str | None = None, limit: int = 20, kind: str | None = None) -> list[RunSummary]:
+        """The latest runs, newest first; ``kind``: only ``verify`` (what drift compares) or ``procedure`` runs."""
+        query = f"SELECT {_SUMMARY} FROM runs"
+        conditions = [(column, value) for column, value in (("environment", environment), ("kind", kind)) if value]
+        if conditions:
+            query += " WHERE " + " AND ".join(f"{column} = ?" for column, _ in conditions)
         query += " ORDER BY started_at DESC, rowid DESC LIMIT ?"
-        rows = self._db.execute(query, (*params, limit)).fetchall()
+        rows = self._db.execute(query, (*(value for _, value in conditions), limit)).fetchall()
         return [self._summary(row) for row in rows]
 
     def _summary(self, row: tuple[Any, ...]) -> RunSummary:
-        run_id, environment, target, started_at, finished_at, status, exit_code = row
+        run_id, environment, target, started_at, finished_at, status, exit_code, kind = row
         return RunSummary(run_id, environment, target, started_at, finished_at, status, exit_code,
-                          self._counts(run_id))
+                          self._counts(run_id), kind)
 
     def _counts(self, run_id: str) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -196,16 +226,47 @@ class History:
         rows = self._db.execute("SELECT record FROM results WHERE run_id = ? ORDER BY seq", (run_id,))
         return [StepRecord.from_json(json.loads(r)) for (r,) in rows]
 
-    def find(self, run_id: str, environment: str) -> RunSummary:
-        """The one run of ``environment`` whose id starts with ``run_id``; ValueError otherwise."""
-        rows = self._db.execute(
-            "SELECT id, environment, target, started_at, finished_at, status, exit_code FROM runs "
-            "WHERE substr(id, 1, ?) = ? AND environment = ?",
-            (len(run_id), run_id, environment),
-        ).fetchall()
+    def find(self, run_id: str, environment: str | None = None) -> RunSummary:
+        """The one run (of ``environment``, when given) whose id starts with ``run_id``; ValueError otherwise."""
+        query = f"SELECT {_SUMMARY} FROM runs WHERE substr(id, 1, ?) = ?"
+        params: tuple[Any, ...] = (len(run_id), run_id)
+        if environment is not None:
+            query += " AND environment = ?"
+            params += (environment,)
+        rows = self._db.execute(query, params).fetchall()
         if len(rows) != 1:
-            raise ValueError(f"{len(rows)} runs of {environment!r} have an id starting with {run_id!r}")
+            of = f" of {environment!r}" if environment is not None else ""
+            raise ValueError(f"{len(rows)} runs{of} have an id starting with {run_id!r}")
         return self._summary(rows[0])
+
+    def run_metadata(self, run_id: str) -> dict[str, Any]:
+        """What was recorded about the run itself (environment, operator and runbook of a procedure, ...)."""
+        row = self._db.execute("SELECT metadata FROM runs WHERE id = ?", (run_id,)).fetchone()
+        return dict(json.loads(row[0])) if row else {}
+
+
+def previous_durations(path: Path, environment: str) -> tuple[str, list[StepRecord]] | None:
+    """The latest finished verification of ``environment`` (its id and records), read without changing the
+    file (``--shard`` balances by it); None when there is none or the file cannot be read."""
+    if not path.is_file():
+        return None
+    try:
+        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    except sqlite3.Error:
+        return None
+    try:
+        columns = {row[1] for row in db.execute("PRAGMA table_info(runs)")}
+        kind = " AND kind = 'verify'" if "kind" in columns else ""
+        row = db.execute(f"SELECT id FROM runs WHERE environment = ? AND status = 'finished'{kind} "
+                         "ORDER BY started_at DESC, rowid DESC LIMIT 1", (environment,)).fetchone()
+        if row is None:
+            return None
+        rows = db.execute("SELECT record FROM results WHERE run_id = ? ORDER BY seq", (row[0],)).fetchall()
+        return str(row[0]), [StepRecord.from_json(json.loads(r)) for (r,) in rows]
+    except (sqlite3.Error, ValueError, KeyError, TypeError):
+        return None
+    finally:
+        db.close()
 
 
 def owner() -> dict[str, Any]:

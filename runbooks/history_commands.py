@@ -12,7 +12,6 @@ from typing import Any
 from .config import ConfigError, load_config
 from .drift import compare, summary_text
 from .history import DEFAULT_PATH, History
-from .notify import payload, send
 from .redact import Redactor
 from .reports import read_results_json
 from .result import StepRecord
@@ -24,6 +23,10 @@ def register(sub: Any) -> None:
     history.add_argument("--limit", type=int, default=20)
     history.add_argument("--history", type=Path, help="history database (default: .runbooks/history.sqlite)")
     history.add_argument("--config", type=Path, help="path to runbooks.toml (default: search upwards)")
+    history.add_argument("--show", metavar="RUN_ID", help="one run's steps in order, with times, answers and notes "
+                         "(a run id or its first characters)")
+    history.add_argument("--markdown", action="store_true",
+                         help="with --show: the run as a Markdown timeline, for the incident record")
     history.set_defaults(handler=cmd_history)
 
     drift = sub.add_parser("drift", help="compare the latest run with the previous one (or another)")
@@ -49,18 +52,39 @@ def _history_path(args: argparse.Namespace) -> tuple[Path, Any]:
 def cmd_history(args: argparse.Namespace) -> int:
     if args.limit < 1:
         raise ConfigError(f"--limit must be 1 or more (got {args.limit})")
+    if args.markdown and not args.show:
+        raise ConfigError("--markdown needs --show RUN_ID (the run to write as a timeline)")
     path, _ = _history_path(args)
+    if args.show:
+        return show_run(path, args.show, args.env, args.markdown)
     history = History(path)
     runs = history.runs(args.env, args.limit)
     history.close()
     if not runs:
         print("no runs recorded" + (f" for environment {args.env!r}" if args.env else ""))
         return 0
-    print(f"{'run':12}  {'environment':18} {'started (UTC)':25} {'status':11} exit  counts")
+    print(f"{'run':12}  {'kind':9} {'environment':18} {'started (UTC)':25} {'status':11} exit  counts")
     for r in runs:
         counts = ", ".join(f"{v} {k}" for k, v in sorted(r.counts.items()))
         code = "" if r.exit_code is None else str(r.exit_code)
-        print(f"{r.id:12}  {r.environment:18} {r.started_at:25} {r.status:11} {code:4}  {counts}")
+        print(f"{r.id:12}  {r.kind:9} {r.environment:18} {r.started_at:25} {r.status:11} {code:4}  {counts}")
+    return 0
+
+
+def show_run(path: Path, run_id: str, environment: str | None, as_markdown: bool) -> int:
+    """``runbooks history --show RUN_ID [--markdown]``: the run's steps in order (:mod:`runbooks.timeline`)."""
+    from . import timeline
+
+    history = History(path)
+    try:
+        try:
+            run = history.find(run_id, environment)
+        except ValueError as exc:
+            raise ConfigError(f"--show {run_id!r}: {exc}; `runbooks history` lists the runs") from None
+        metadata, records = history.run_metadata(run.id), history.records(run.id)
+    finally:
+        history.close()
+    sys.stdout.write((timeline.markdown if as_markdown else timeline.text)(run, metadata, records))
     return 0
 
 
@@ -82,7 +106,7 @@ def _baseline(history: History, env: str, current_id: str | None, against: str |
         except ValueError as exc:
             raise ConfigError(f"--against {against!r}: {exc}; give a longer run id or a results.json") from None
         return f"run {found.id}", history.records(found.id)
-    for candidate in history.runs(env, limit=50):
+    for candidate in history.runs(env, limit=50, kind="verify"):  # a procedure run is no baseline
         if candidate.id != current_id and candidate.status == "finished":
             return f"run {candidate.id} ({candidate.started_at})", history.records(candidate.id)
     return None
@@ -93,7 +117,7 @@ def report_drift(history_path: Path, env: str, current_id: str | None, against: 
                  show: bool = True, as_json: bool = False) -> int:
     history = History(history_path)
     try:
-        runs = history.runs(env, limit=50)
+        runs = history.runs(env, limit=50, kind="verify")
         if current_id:
             current = next((r for r in runs if r.id == current_id), None)
         else:  # `runbooks drift`: the latest complete run
@@ -113,6 +137,8 @@ def report_drift(history_path: Path, env: str, current_id: str | None, against: 
         print()
         print(summary_text(drift, f"Drift for {env}: run {current.id} against {label}"))
     if notify and (drift.changed or notify_always):
+        from .notify import payload, send  # requests: only when a notification is sent
+
         delivery = send(notify, payload(drift, env, exit_code, report_url, redactor))
         # The webhook URL is itself a secret (it carries a token): never print it.
         stream = sys.stdout if delivery.sent else sys.stderr

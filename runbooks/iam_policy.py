@@ -12,6 +12,11 @@ needs ``sts:AssumeRole`` on that role ARN (and the role's trust policy must allo
 ``external_id`` if one is set). That grant is deliberately not part of this output, which stays
 about the checks; the command only mentions it on stderr.
 
+Many accounts: when the environment lists ``aws.accounts`` or finds them with ``aws.organization``, this
+policy belongs on the role assumed in each account (the member role). ``--organization`` prints instead the
+policy of the identity that runs ``runbooks verify`` (:func:`organization_policy_document`):
+``organizations:ListAccounts`` (with ``aws.organization``) and ``sts:AssumeRole`` on the member roles.
+
 Session policy: ``runbooks verify`` assumes that role with :func:`session_policy` of the runbooks it
 runs (plus :data:`ENGINE_ACTIONS`) as an inline session policy, so AWS refuses everything else to any
 code holding those credentials, whatever the role itself allows.
@@ -33,7 +38,7 @@ from .config import Config, load_config, load_optional_config
 from .errors import ConfigError, UsageError
 from .features import FeatureDoc, StepDoc, discover, parse_feature
 from .preflight import closest_phrases, display_path
-from .targets.aws import CREDENTIAL_OPERATIONS, READ_OPERATIONS, READ_PREFIXES, is_read_operation
+from .targets.aws import CREDENTIAL_OPERATIONS, READ_OPERATIONS, READ_PREFIXES, AwsSettings, is_read_operation
 
 POLICY_VERSION = "2012-10-17"
 STATEMENT_ID = "RunbooksReadOnly"
@@ -121,6 +126,32 @@ def policy_document(actions: list[str] | set[str] | tuple[str, ...]) -> dict[str
 
 def render_policy(actions: list[str] | set[str] | tuple[str, ...]) -> str:
     return json.dumps(policy_document(actions), indent=2) + "\n"
+
+
+def organization_policy_document(aws: AwsSettings) -> dict[str, Any]:
+    """The policy of the identity that runs ``runbooks verify`` in an environment with accounts: list the
+    organization's accounts (``aws.organization``) and assume the member role in each account."""
+    partition = _partition(aws.region)
+    statements: list[dict[str, Any]] = []
+    if aws.organization is not None:
+        statements.append({"Sid": "RunbooksListAccounts", "Effect": "Allow",
+                           "Action": ["organizations:ListAccounts"], "Resource": "*"})
+        roles = [f"arn:{partition}:iam::*:role/{aws.organization.role_name or aws.role_name}"]
+    else:
+        roles = sorted({a.role_arn or f"arn:{partition}:iam::{a.id}:role/{aws.role_name}" for a in aws.accounts})
+    statements.append({"Sid": "RunbooksAssumeAccountRole", "Effect": "Allow", "Action": ["sts:AssumeRole"],
+                       "Resource": roles})
+    return {"Version": POLICY_VERSION, "Statement": statements}
+
+
+def _partition(region: str) -> str:
+    """The ARN partition of ``region`` ("aws" when it is unknown or not set)."""
+    import botocore.session
+
+    try:
+        return str(botocore.session.get_session().get_partition_for_region(region)) if region else "aws"
+    except Exception:  # noqa: BLE001 - a region botocore does not know: the commercial partition
+        return "aws"
 
 
 # What the engine calls itself, whatever the runbooks: the account check (ctx.aws.account_id).
@@ -218,6 +249,10 @@ def register(sub: Any) -> None:
     parser.add_argument("--env", dest="env", help="environment from runbooks.toml (default: its default)")
     parser.add_argument("--config", type=Path, help="path to runbooks.toml (default: search upwards)")
     parser.add_argument("--explain", action="store_true", help="also list on stderr which steps need each action")
+    parser.add_argument("--organization", action="store_true",
+                        help="for an environment with aws.accounts or aws.organization: print the policy of the "
+                        "identity running `runbooks verify` (organizations:ListAccounts, sts:AssumeRole on the role "
+                        "of each account) instead of the policy of that role")
     parser.set_defaults(handler=cmd_iam_policy)
 
 
@@ -231,6 +266,16 @@ def _config(args: argparse.Namespace) -> Config | None:
 def cmd_iam_policy(args: argparse.Namespace) -> int:
     config = _config(args)
     env = config.environment(args.env) if config else None
+    if args.organization:
+        if env is None or not env.aws.has_accounts:
+            name = f"environment {env.name!r}" if env is not None else "no environment"
+            raise UsageError(f"--organization: {name} has no aws.accounts and no aws.organization")
+        sys.stdout.write(json.dumps(organization_policy_document(env.aws), indent=2) + "\n")
+        return 0
+    if env is not None and env.aws.has_accounts:
+        print(f"runbooks iam-policy: note: environment {env.name!r} runs @all-accounts scenarios in each of its "
+              "accounts: attach this policy to the role assumed there; `runbooks iam-policy --organization` prints "
+              "the policy of the identity that assumes it", file=sys.stderr)
     paths = list(args.paths) or ([config.features] if config else [])
     text, needed = policy_for_paths(paths, config.root if config else None, config)
     if env is not None and env.aws.role_arn:

@@ -2,8 +2,9 @@
 
 Preflight's rules (undefined steps, duplicate scenario names, undefined variables, unknown service/host
 names, unknown ``@requires:`` capabilities) plus the runbook template: the ``@owner:``, ``@severity:``,
-``@reviewed:`` and class tags, the six description sections, references that exist, and the three
-troubleshooting paragraphs. One ``file:line: message`` per problem; a stale review is a warning
+``@reviewed:`` and class tags, the six description sections, references that exist (every path of
+References, and every ``features/...`` a description, a scenario's paragraphs or a step mentions), and the
+three troubleshooting paragraphs. One ``file:line: message`` per problem; a stale review is a warning
 (an error with ``--strict``).
 """
 
@@ -27,7 +28,8 @@ REQUIRED_SECTIONS = ("Purpose", "When to use", "Prerequisites", "Escalation", "R
 TROUBLESHOOTING_SECTIONS = ("Symptom", "Root cause", "Resolution")
 DEFAULT_MAX_AGE = 180
 
-# In References every path-like word is a reference; elsewhere only mentions of other runbooks are checked.
+# In References every path-like word is a reference; elsewhere (descriptions, scenario paragraphs, steps) only
+# mentions of other runbooks are checked.
 _WORD = re.compile(r"[^\s,;()<>`'\"]+")
 _PATH = re.compile(r"^[\w.-]+(?:/[\w.-]*)+$|^[\w./-]+\.(?:feature|md)$")
 _RUNBOOK_MENTION = re.compile(r"(?<![\w/])features/[\w./-]*")
@@ -128,7 +130,7 @@ def lint_template(feature: FeatureDoc, display: str, root: Path, *, today: date,
         elif not entry[0]:
             add(_line_of(lines, feature.line, feature.description, entry[1]), f"description section '{name}:' is empty")
 
-    for line, reference in _references(feature, lines):
+    for line, reference in _references(feature, lines) + _mentions_in_scenarios(feature, lines):
         target = root / reference.split("#", 1)[0]
         if not target.exists():
             add(line, f"broken reference {reference!r}: no such file or folder (paths are relative to the repo root)")
@@ -204,6 +206,21 @@ def _references(feature: FeatureDoc, lines: list[str]) -> list[tuple[int, str]]:
             paths = [m.rstrip(".:") for m in _RUNBOOK_MENTION.findall(text)]
         line = _line_of(lines, feature.line, feature.description, offset)
         found.extend((line, p) for p in dict.fromkeys(paths))
+    return found
+
+
+def _mentions_in_scenarios(feature: FeatureDoc, lines: list[str]) -> list[tuple[int, str]]:
+    """(file line, path) for each features/... mention in a scenario's description (a Resolution naming the
+    runbook to follow) and in a step (``manual: ... (features/rollback/emergency_rollback.feature)``)."""
+    found: list[tuple[int, str]] = []
+    for step in feature.background:
+        found.extend((step.line, m.rstrip(".:")) for m in _RUNBOOK_MENTION.findall(step.text))
+    for scenario in feature.scenarios:
+        for offset, text in enumerate(scenario.description.splitlines()):
+            line = _line_of(lines, scenario.line, scenario.description, offset)
+            found.extend((line, m.rstrip(".:")) for m in dict.fromkeys(_RUNBOOK_MENTION.findall(text)))
+        for step in scenario.steps:
+            found.extend((step.line, m.rstrip(".:")) for m in dict.fromkeys(_RUNBOOK_MENTION.findall(step.text)))
     return found
 
 

@@ -11,6 +11,7 @@ and maps each scenario to one pytest outcome: FAIL -> failed, ERROR -> error, no
 from __future__ import annotations
 
 import argparse
+import json
 import signal
 import sys
 import time
@@ -27,18 +28,22 @@ from pytest_bdd.feature import features as bdd_features
 from pytest_bdd.feature import get_features
 from pytest_bdd.parser import Feature, Scenario, Step
 
+from . import shards
 from .config import Config, ConfigError, load_config
 from .deadlines import seconds_option
-from .features import parse_feature
+from .faults import classify
+from .features import is_template, parse_feature
 from .formatting import failure_message
 from .history import DEFAULT_PATH as DEFAULT_HISTORY
 from .preflight import check_feature, display_path
 from .process import signal_of, terminate_as_interrupt
 from .registry import STEP_RUNNER, StepDefinition
 from .result import SEVERITIES, Outcome, RunStatus, ScenarioOutcome, StepRecord, scenario_outcome
-from .session import HARD_STEP_TYPES, Options, ScenarioProgress, Session
+from .session import HARD_STEP_TYPES, Options, ScenarioProgress, Session, scenario_name
+from .shards import Part, Sharding, ShardLog, Unit, load_durations, shard_option
 from .tags import TagFilter
 from .targets import missing_capability
+from .targets.aws import AwsAccount, NoAccounts, with_workers, workers_option
 
 _STATE = pytest.StashKey[ScenarioProgress]()
 _STOPPED = pytest.StashKey[bool]()  # a step error (a failed Given/When, an unexpected error) ended the scenario
@@ -84,6 +89,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="run deadline: steps not run by then are ERROR (default: run_timeout_s; 0: none)")
     group.addoption("--runbooks-step-timeout", type=seconds_option, default=None, metavar="SECONDS",
                     help="deadline of each step (default: step_timeout_s, else 300; 0: none)")
+    group.addoption("--runbooks-workers", type=workers_option, default=None, metavar="N",
+                    help="AWS requests in flight at once (default: aws.max_workers, else 16; moto: 4)")
+    group.addoption("--runbooks-shard", type=shard_option, default=None, metavar="K/N",
+                    help="run the K-th of N parts (no history recorded; `runbooks merge` joins the parts)")
     group.addoption("--runbooks-procedure", action="store_true", default=False, help=argparse.SUPPRESS)
 
 
@@ -110,8 +119,8 @@ def _config_from_options(config: pytest.Config) -> Config | None:
 
 def _session_from_options(config: pytest.Config, runbooks_config: Config) -> Session:
     option = config.getoption
-    env = runbooks_config.environment(option("runbooks_env"))
-    history = None if option("runbooks_no_history") else \
+    env = with_workers(runbooks_config.environment(option("runbooks_env")), option("runbooks_workers"))
+    history = None if option("runbooks_no_history") or option("runbooks_shard") else \
         Path(option("runbooks_history") or runbooks_config.root / DEFAULT_HISTORY)
     cucumber = option("runbooks_cucumber_json") or getattr(config.option, "cucumber_json_path", None)
     options = Options(
@@ -127,6 +136,9 @@ def _session_from_options(config: pytest.Config, runbooks_config: Config) -> Ses
         from .sinks.console import ConsoleSink
 
         options.sinks.append(ConsoleSink())
+    if hasattr(config, "workerinput"):  # an xdist worker: its part goes to the controller, which reports the run
+        options.report_dir = options.history = options.cucumber_json = None
+        options.sinks = []
     return Session.from_options(runbooks_config, env, options)
 
 
@@ -135,8 +147,13 @@ class RunbooksPlugin:
     None: plain pytest, which builds both from its options when the first runbook is collected."""
 
     def __init__(self, session: Session | None, *, step_modules: list[ModuleType] | None = None,
-                 preflight_done: bool = False, tags: TagFilter | None = None) -> None:
+                 preflight_done: bool = False, tags: TagFilter | None = None,
+                 shard: Sharding | None = None) -> None:
         self._session = session
+        self.shard = shard
+        self.shard_log: ShardLog | None = None  # what a shard or an xdist worker records for merging
+        self.positions: dict[str, int] = {}  # each selected scenario's place in the whole run, by node id
+        self.worker_parts: list[Part] = []  # an xdist controller: what each worker ran
         self.step_modules = step_modules
         self.preflight_done = preflight_done
         self.tags = tags
@@ -146,6 +163,7 @@ class RunbooksPlugin:
         self.config: pytest.Config | None = None
         self._runbooks_config: Config | None = None
         self._signals = ExitStack()
+        self._accounts_problem: str | None = None  # why the organization's accounts could not be listed
 
     @pytest.hookimpl(trylast=True)  # after pytest-bdd configured its Cucumber JSON writer
     def pytest_configure(self, config: pytest.Config) -> None:
@@ -171,6 +189,9 @@ class RunbooksPlugin:
 
             self._register(load_step_modules(self.runbooks_config))
             self._session = _session_from_options(self.config, self.runbooks_config)
+            # pytest-bdd configured its writer after this plugin's pytest_configure (both trylast, loaded as
+            # entry points): a run of runbooks takes it out here
+            _replace_bdd_cucumber_writer(self.config)
         return self._session
 
     @property
@@ -184,6 +205,23 @@ class RunbooksPlugin:
         for module in modules:
             if not manager.is_registered(module) and manager.get_plugin(module.__name__) is None:
                 manager.register(module, module.__name__)
+
+    def accounts(self) -> tuple[AwsAccount, ...]:
+        """The accounts ``@all-accounts`` scenarios run in. Finding them in the organization reads AWS, so
+        the run starts here (at collection); a run that cannot list them ends, exit 3, saying why once."""
+        session = self.session
+        if session.env.aws.organization is None:
+            return session.env.aws.accounts
+        if self._accounts_problem is None:
+            session = self.started()
+            try:
+                return session.aws.accounts()  # type: ignore[no-any-return]
+            except Exception as exc:  # noqa: BLE001 - nothing per account can be checked; say why once
+                reason = str(exc) if isinstance(exc, NoAccounts) else classify(exc, session.aws.target_name).reason
+                self._accounts_problem = (f"runbooks: error: could not list the accounts of the organization for "
+                                          f"{session.env.name!r}: {reason}")
+                session.stop(RunStatus.FAILED)
+        raise CollectError(self._accounts_problem)
 
     def started(self) -> Session:
         """The session, started on first use; a run that cannot start says why once and ends (exit 3)."""
@@ -206,9 +244,16 @@ class RunbooksPlugin:
 
     # collection --------------------------------------------------------------------------------
     def pytest_collect_file(self, file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
-        if file_path.suffix == ".feature" and self._claims(file_path):
+        if file_path.suffix == ".feature" and self._claims(file_path) and not self._unnamed_template(file_path):
             return FeatureFile.from_parent(parent, path=file_path, plugin=self)
         return None
+
+    def _unnamed_template(self, file_path: Path) -> bool:
+        """The runbook template (``TEMPLATE.feature``) found in a folder: copied, never run unless named."""
+        if not is_template(file_path) or self.config is None:
+            return False
+        named = {Path(str(arg).split("::", 1)[0]) for arg in self.config.args}
+        return not any((self.config.invocation_params.dir / arg).resolve() == file_path.resolve() for arg in named)
 
     def _claims(self, file_path: Path) -> bool:
         """Whether a .feature file is a runbook: always under ``runbooks verify``; under plain pytest when
@@ -231,17 +276,53 @@ class RunbooksPlugin:
         mark = getattr(pytest.mark, name)
         return mark(value)(function) if value else mark(function)
 
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        """Tell the sinks which runbooks will run, in order (the console's ``[3/16]``)."""
+        built = self.built
+        if built is not None:
+            runbooks = list(dict.fromkeys(display_path(item.path, built.config.root) for item in session.items))
+            for sink in built.sinks:
+                sink.on_collected(built, runbooks)
+
     def pytest_collection_modifyitems(self, config: pytest.Config, items: list[pytest.Item]) -> None:
-        if self.tags is None:
-            return
-        keep: list[pytest.Item] = []
-        dropped: list[pytest.Item] = []
-        for item in items:
-            selected = self.tags.selects(getattr(getattr(item, "obj", None), "runbooks_tags", ()))
-            (keep if selected else dropped).append(item)
-        if dropped:
-            config.hook.pytest_deselected(items=dropped)
+        if self.tags is not None:
+            keep: list[pytest.Item] = []
+            dropped: list[pytest.Item] = []
+            for item in items:
+                selected = self.tags.selects(getattr(getattr(item, "obj", None), "runbooks_tags", ()))
+                (keep if selected else dropped).append(item)
+            if dropped:
+                config.hook.pytest_deselected(items=dropped)
+                items[:] = keep
+        self.positions = {item.nodeid: n for n, item in enumerate(items)}
+        if self.shard is None and config.getoption("runbooks_shard", None) is not None:  # plain pytest
+            no_history = config.getoption("runbooks_no_history")
+            self.shard = Sharding(config.getoption("runbooks_shard"), None if no_history else Path(
+                config.getoption("runbooks_history") or self.session.config.root / DEFAULT_HISTORY))
+        if self.shard is not None:
+            self._select_shard(config, items)
+        workerinput = getattr(config, "workerinput", None)
+        if workerinput is not None:
+            self.shard_log = self.shard_log or ShardLog()
+            self.shard_log.worker = str(workerinput.get("workerid"))
+        if self.built is not None and self.shard_log is not None:
+            self.built.shard = self.shard_log
+
+    def _select_shard(self, config: pytest.Config, items: list[pytest.Item]) -> None:
+        """Keep this shard's part of the plan every shard computes alike (:mod:`runbooks.shards`)."""
+        assert self.shard is not None
+        session, spec = self.session, self.shard.spec
+        units = [_unit(item, session.config.root) for item in items]
+        plan = shards.plan(units, spec.count, load_durations(self.shard.history, session.env.name))
+        chosen = plan.selects(spec.index)
+        keep = [item for item, mine in zip(items, chosen, strict=True) if mine]
+        if len(keep) < len(items):
+            config.hook.pytest_deselected(items=[item for item, mine in zip(items, chosen, strict=True) if not mine])
             items[:] = keep
+        self.shard_log = ShardLog(spec, plan)
+        if self.shard.announce:
+            print(f"shard {spec}: {len(keep)} of {len(chosen)} scenario(s), balanced by {plan.balance} "
+                  f"(plan {plan.digest})")
 
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
         if report.failed:
@@ -249,8 +330,8 @@ class RunbooksPlugin:
 
     def pytest_keyboard_interrupt(self, excinfo: pytest.ExceptionInfo[BaseException]) -> None:
         """Ctrl-C or SIGTERM; pytest calls this for ``pytest.exit`` too (a guard, a run that could not start),
-        which is no interruption."""
-        if isinstance(excinfo.value, KeyboardInterrupt):
+        which is no interruption, and for errors during collection (``pytest.Session.Interrupted``), neither."""
+        if isinstance(excinfo.value, KeyboardInterrupt) and not isinstance(excinfo.value, pytest.Session.Interrupted):
             self.interrupted = True
             self.interrupt_signal = signal_of(excinfo.value)
 
@@ -262,9 +343,12 @@ class RunbooksPlugin:
                                    scenario: Scenario) -> None:
         session = self.started()
         runbook = display_path(Path(feature.filename), session.config.root)
-        progress = ScenarioProgress(feature, scenario, runbook, getattr(request.node.obj, "runbooks_region", None))
+        progress = ScenarioProgress(feature, scenario, runbook, getattr(request.node.obj, "runbooks_region", None),
+                                    account=getattr(request.node.obj, "runbooks_account", None))
         progress.skip_reason = missing_capability(session.env, progress.tags)
         request.node.stash[_STATE] = progress
+        if self.shard_log is not None:
+            self.shard_log.started(progress, self.positions.get(request.node.nodeid))
         session.scenario_started(progress)
 
     def pytest_bdd_before_step(self, request: pytest.FixtureRequest, step: Step) -> None:
@@ -337,6 +421,13 @@ class RunbooksPlugin:
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         built = self.built
+        if self.worker_parts:  # an xdist controller: the workers' parts are the run
+            self._report_workers(session)
+            return
+        if built is not None and not built.started and self.shard_log is not None and self.shard_log.empty:
+            built.started = True  # nothing to run here, yet it reports (empty), so that merge sees every shard
+            if session.exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED:
+                session.exitstatus = pytest.ExitCode.OK
         if built is None or not built.started or built.status is not RunStatus.RUNNING:
             return
         if built.aborted:
@@ -347,10 +438,42 @@ class RunbooksPlugin:
         else:
             status = RunStatus.FINISHED
         built.stop(status)
+        workeroutput = getattr(self.config, "workeroutput", None)
+        if workeroutput is not None:  # an xdist worker: its part, for the controller (pytest_testnodedown)
+            from .reports import results_document
+
+            workeroutput["runbooks_part"] = json.dumps(results_document(built.metadata(), built.records))
         if built.unwritten:  # the report folder went away or became read-only during the run: one line
             print(f"runbooks: error: could not write {', '.join(built.unwritten)}; the run ended with exit "
                   f"{built.exit_code()}, see the summary above", file=sys.stderr)
             if session.exitstatus == pytest.ExitCode.OK:  # plain pytest: the run must not look clean
+                session.exitstatus = pytest.ExitCode.USAGE_ERROR
+
+    # pytest-xdist (only called when it is installed) ---------------------------------------------
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node: Any, error: Any) -> None:
+        """A worker ended: keep its part of the run (its session's records and what merging needs)."""
+        part = getattr(node, "workeroutput", {}).get("runbooks_part")
+        if part:
+            assert self.config is not None
+            _replace_bdd_cucumber_writer(self.config)  # the controller writes Cucumber JSON from the parts
+            doc = json.loads(part)
+            records = [StepRecord.from_json(r) for r in doc["results"]]
+            self.worker_parts.append(Part(f"worker {node.gateway.id}", doc["run"], records))
+
+    def _report_workers(self, session: pytest.Session) -> None:
+        """The reports and history of a ``pytest -n`` run, written once by the controller from the workers'
+        parts: the same records, in the same order, as a serial run (:func:`runbooks.shards.merge`)."""
+        from .merge import publish
+
+        assert self.config is not None and self.runbooks_config is not None
+        built = _session_from_options(self.config, self.runbooks_config)
+        merged = shards.merge(self.worker_parts, fail_on=built.fail_on, shards=False)
+        published = publish(merged, built.options)
+        if published.unwritten:
+            print(f"runbooks: error: could not write {', '.join(published.unwritten)}; the run ended with exit "
+                  f"{merged.exit_code}", file=sys.stderr)
+            if session.exitstatus == pytest.ExitCode.OK:
                 session.exitstatus = pytest.ExitCode.USAGE_ERROR
 
     # steps -------------------------------------------------------------------------------------
@@ -365,7 +488,7 @@ class RunbooksPlugin:
             progress.records.append(session.record(record))
             return
         start = time.perf_counter()
-        result = session.evaluate(definition, args, progress.state, progress.region)
+        result = session.evaluate(definition, args, progress.state, progress.region, account=progress.account)
         record = self._record(progress, step, result.outcome, elapsed_ms(start))
         record.resource, record.expected, record.observed = result.resource, result.expected, result.observed
         record.hint, record.manual_command, record.evidence = result.hint, result.manual_command, result.evidence
@@ -391,6 +514,10 @@ class RunbooksPlugin:
             keyword=step.keyword.strip(),
             line=step.line_number,
             environment=session.env.name,
+            # Only a per-account scenario names its account: filling it in from whatever a step happened to
+            # read before would make records depend on the order (and the shard) they ran in.
+            account=progress.account.id if progress.account is not None else "",
+            region=progress.region or session.env.aws.region,
         )
 
     def record_unexpected(self, progress: ScenarioProgress, step: Step, message: str) -> None:
@@ -447,13 +574,18 @@ class FeatureFile(pytest.Module):
         regions: list[str | None] = [None]
         if "all-regions" in feature.tags | scenario_tags:  # one test per region of the environment
             regions = list(session.env.aws.all_regions)
+        accounts: tuple[AwsAccount | None, ...] = (None,)
+        if "all-accounts" in feature.tags | scenario_tags and session.env.aws.has_accounts:  # per account (x region)
+            accounts = self.plugin.accounts()
         pinned = _tag_value(scenario_tags, "region") or _tag_value(feature.tags, "region")
-        for region in regions:
+        for account, region in [(a, r) for a in accounts for r in regions]:
             test = bdd_scenario(feature.filename, name, features_base_dir=str(self.path.parent))(_scenario)
             test.runbooks_region = region or pinned  # type: ignore[attr-defined]
+            test.runbooks_account = account  # type: ignore[attr-defined]
             test.runbooks_tags = feature.tags | scenario_tags  # type: ignore[attr-defined]
             test.runbooks_where = (feature.scenarios[name].line_number - 1, name)  # type: ignore[attr-defined]
-            test_name = f"test_{_python_name(name)}" + (f"__{_python_name(region)}" if region else "")
+            parts = (account.label if account is not None else None, region)
+            test_name = f"test_{_python_name(name)}" + "".join(f"__{_python_name(p)}" for p in parts if p)
             while test_name in module.__dict__:  # two names that differ only in punctuation
                 test_name += "_"
             module.__dict__[test_name] = test
@@ -462,6 +594,18 @@ class FeatureFile(pytest.Module):
         if isinstance(excinfo.value, CollectError | ConfigError):
             return str(excinfo.value)
         return super().repr_failure(excinfo)  # a Collector's repr_failure takes no style
+
+
+def _unit(item: pytest.Item, root: Path) -> Unit:
+    """A collected scenario as ``--shard`` plans it: its node id, and the (runbook, scenario) of its records."""
+    obj = getattr(item, "obj", None)
+    where = getattr(obj, "runbooks_where", None)
+    if where is None:  # not a runbook's scenario
+        return Unit(item.nodeid, None)
+    account = getattr(obj, "runbooks_account", None)
+    name = scenario_name(where[1], getattr(obj, "runbooks_region", None), set(getattr(obj, "runbooks_tags", ())),
+                         account.label if account is not None else None)
+    return Unit(item.nodeid, (display_path(item.path, root), name))
 
 
 class CollectError(Exception):

@@ -104,6 +104,10 @@ class StepRecord:
     environment: str = ""
     written: str = ""  # the step text as written, before {variables}: the check's identity across runs
     evidence: dict[str, Any] = field(default_factory=dict)  # structured facts, e.g. a fleet step's offenders
+    # Where the step's AWS reads went: the account id (an @all-accounts scenario's account, else the run's own
+    # when already read) and region (the scenario's, else the environment's); "" when unknown or no AWS.
+    account: str = ""
+    region: str = ""
 
     @property
     def automated(self) -> bool:

@@ -35,19 +35,31 @@ from .waivers import Waivers
 if TYPE_CHECKING:
     from pytest_bdd.parser import Feature, Scenario, Step
 
+    from .shards import ShardLog
+    from .targets.aws import AwsAccount
+
 HARD_STEP_TYPES = {"given", "when"}  # a failed precondition or action stops its scenario
+
+
+def scenario_name(name: str, region: str | None, tags: set[str], account: str | None = None) -> str:
+    """A scenario as its records name it. A scenario run per region (``@all-regions``) or per account
+    (``@all-accounts``, ``account`` is its label) is one scenario per region or account in every report
+    (and in drift, and to ``--shard``'s durations): "Name [eu-west-1]", "Name [payments-prod/eu-west-1]"."""
+    where = [v for v, tag in ((account, "all-accounts"), (region, "all-regions")) if v and tag in tags]
+    return f"{name} [{'/'.join(where)}]" if where else name
 
 
 class ScenarioProgress:
     """The steps of the running scenario and what has become of them."""
 
-    def __init__(self, feature: Feature, scenario: Scenario, runbook: str, region: str | None = None) -> None:
+    def __init__(self, feature: Feature, scenario: Scenario, runbook: str, region: str | None = None,
+                 account: AwsAccount | None = None) -> None:
         self.feature = feature
         self.scenario = scenario
         self.region = region
-        # A scenario run per region is one scenario per region in every report (and in drift).
-        self.name = f"{scenario.name} [{region}]" if region and "all-regions" in feature.tags | scenario.tags \
-            else scenario.name
+        self.account = account  # @all-accounts: the account this run of the scenario is in
+        self.name = scenario_name(scenario.name, region, feature.tags | scenario.tags,
+                                  account.label if account is not None else None)
         self.runbook = runbook
         self.state = ScenarioState()
         self.records: list[StepRecord] = []
@@ -111,6 +123,7 @@ class Session:
         self.step_timeout_s = _limit(self.options.step_timeout_s, env.step_timeout_s)
         self.run_timeout_s = _limit(self.options.run_timeout_s, env.run_timeout_s)
         self.run_deadline: Deadline | None = None
+        self.shard: ShardLog | None = None  # a shard's or an xdist worker's part: what merging it needs
 
     @classmethod
     def from_options(cls, config: Config, env: Environment, options: Options) -> Session:
@@ -189,8 +202,9 @@ class Session:
         return deadline.reason() if deadline is not None and deadline.passed() else None
 
     # steps -----------------------------------------------------------------------------------
-    def context(self, state: ScenarioState | None = None, region: str | None = None) -> CheckContext:
-        return CheckContext(self.env, self.targets, self.resources, state, region)
+    def context(self, state: ScenarioState | None = None, region: str | None = None,
+                account: AwsAccount | None = None) -> CheckContext:
+        return CheckContext(self.env, self.targets, self.resources, state, region, account)
 
     def resolve(self, value: Any) -> Any:
         if not isinstance(value, str):
@@ -209,7 +223,7 @@ class Session:
         return out
 
     def evaluate(self, definition: StepDefinition, args: dict[str, Any], state: ScenarioState | None = None,
-                 region: str | None = None) -> CheckResult:
+                 region: str | None = None, account: AwsAccount | None = None) -> CheckResult:
         """Run one check and turn any exception into an ERROR result; never raises."""
         token = CURRENT_STEP.set(definition)
         bounded = DEADLINE.set(for_step(self.step_timeout_s, self.run_deadline))
@@ -217,7 +231,7 @@ class Session:
             args = self.arguments(definition, args)
             if self.run_deadline is not None and self.run_deadline.passed():  # no time left to start it
                 raise not_started(self.run_deadline)
-            result = definition.func(self.context(state, region), **args)
+            result = definition.func(self.context(state, region, account), **args)
         except Finding as exc:
             result = exc.result
         except Exception as exc:  # noqa: BLE001 - every failure to check becomes an ERROR record
@@ -274,6 +288,7 @@ class Session:
             "git_commit": self.git_commit,
             "tool_version": __version__,
             "aws_api_calls": self.aws.calls,
+            **({"shard": self.shard.to_json()} if self.shard is not None else {}),
         }
 
 

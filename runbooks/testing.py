@@ -4,13 +4,13 @@
     from runbooks.sdk import Outcome
     from runbooks.testing import evaluate, started_session
 
-    from steps.storage import object_exists
+    from steps.storage import object_not_empty
 
     def test_a_missing_object_is_a_fail():
         with started_session('aws = { target = "moto", region = "eu-west-1" }') as session:
             boto3.client("s3", region_name="eu-west-1").create_bucket(
                 Bucket="b", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
-            assert evaluate(session, object_exists, bucket="b", key="k").outcome is Outcome.FAIL
+            assert evaluate(session, object_not_empty, bucket="b", key="k").outcome is Outcome.FAIL
 
 A moto environment (``pip install 'runbooks[sandbox]'``) is an empty in-process AWS account for the
 length of the ``with`` block: create what the check should find with plain boto3 inside it.
@@ -30,6 +30,7 @@ from .context import ScenarioState
 from .registry import REGISTRY
 from .result import CheckResult
 from .session import Session
+from .targets.aws import AwsAccount
 
 __all__ = ["evaluate", "started_session"]
 
@@ -49,10 +50,11 @@ def started_session(environment: str, name: str = "test", directory: Path | None
 
 
 def evaluate(session: Session, check: Callable[..., CheckResult], state: ScenarioState | None = None,
-             region: str | None = None, **args: Any) -> CheckResult:
+             region: str | None = None, aws_account: AwsAccount | None = None, **args: Any) -> CheckResult:
     """Run one check as a step does: variables resolved, exceptions classified into an ERROR, the manual
-    command filled in. ``check`` is the decorated function; ``args`` are the phrase's fields."""
+    command filled in. ``check`` is the decorated function; ``args`` are the phrase's fields; ``region`` and
+    ``aws_account`` (one of ``session.aws.accounts()``) as in an ``@all-regions`` / ``@all-accounts`` scenario."""
     definition = next((d for d in REGISTRY.values() if d.func is check), None)
     if definition is None:
         raise LookupError(f"{getattr(check, '__qualname__', check)!r} is not a step: decorate it with @check")
-    return session.evaluate(definition, args, state or ScenarioState(), region)
+    return session.evaluate(definition, args, state or ScenarioState(), region, aws_account)

@@ -1,7 +1,8 @@
 """Fleets: one rule over every S3 bucket or DynamoDB table whose name matches a glob, in one result.
 
 Each fleet step lists the resources once per run, applies the same logic as the single-resource step
-(``steps.aws_s3`` / ``steps.aws_dynamodb``) to every match on a bounded thread pool, and reports one
+(``steps.aws_s3`` / ``steps.aws_dynamodb``) to every match on the run's AWS thread pool
+(``ctx.aws.fan_out``: ``aws.max_workers`` threads, one pool for every step of the run), and reports one
 result naming every offender. The rule for resources that could not be checked (AccessDenied on one
 bucket, a throttled call that stayed throttled after botocore's retries):
 
@@ -10,20 +11,19 @@ bucket, a throttled call that stayed throttled after botocore's retries):
 * no offender but some unchecked -> ERROR naming them (the rest held);
 * no resource matches the pattern -> FAIL ("no bucket matches ...").
 
-Tag rules read every tag of the region in pages through the Resource Groups Tagging API
-(``tag:GetResources``) and only confirm the suspected offenders one by one, so a compliant fleet
-costs a handful of calls. The resource list always comes from ListBuckets/ListTables, because
-GetResources leaves out resources that were never tagged (and S3 buckets of other regions); an
-offender is only ever reported from the authoritative per-resource read. A PASS, though, may rest on
-the tagging API, which can lag behind a recent tag change: the observed text says so.
+Tag rules read the tags of the matching resources through the Resource Groups Tagging API
+(``tag:GetResources`` with their ARNs, 100 a call, the calls in parallel) and only confirm the suspected
+offenders one by one, so a compliant fleet costs a handful of calls. The resource list always comes from
+ListBuckets/ListTables, because GetResources leaves out resources that were never tagged (and S3 buckets
+of other regions); an offender is only ever reported from the authoritative per-resource read. A PASS,
+though, may rest on the tagging API, which can lag behind a recent tag change: the observed text says so.
 """
 
 from __future__ import annotations
 
-import contextvars
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from concurrent.futures import wait
+from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 
 from runbooks.sdk import AwsResource, CheckContext, CheckResult, FaultKind, Finding, Outcome, aws_resource, check
@@ -43,17 +43,9 @@ from .aws_s3 import (
 TITLE = "Fleets (every matching resource)"  # its heading in the step catalogue
 CATALOG_ORDER = 60
 
-# Threads per fleet step. Against AWS each call mostly waits on the network (tens of ms), so 8 in
-# flight pay off; against a stub on this machine (moto in-process or a local server) calls are CPU-bound
-# and threads beyond the cores only contend: measured with benchmarks/fleet.py, 8 threads cost ~15%
-# more client and server CPU than 4 for the same calls. The run's clients pool 16 connections.
-WORKERS = {"live": 8}
-STUB_WORKERS = 4
-TAGGING_PAGE = 100  # GetResources' maximum ResourcesPerPage
-
-
-def workers(ctx: CheckContext) -> int:
-    return WORKERS.get(ctx.aws.name, STUB_WORKERS)
+# How many requests a fleet step keeps in flight is the run's (aws.max_workers, --workers; defaults in
+# runbooks/targets/aws.py: 16 against AWS or an endpoint, 4 on the in-process stub).
+ARNS_PER_CALL = 100  # GetResources' maximum ResourceARNList
 
 
 def validate_glob(value: str) -> None:
@@ -99,8 +91,18 @@ def fleet_kind(ctx: CheckContext, resource: AwsResource, pattern: str) -> Kind:
 
 
 def resource_names(ctx: CheckContext, resource: AwsResource) -> list[str]:
-    """Every name the resource type's list operation returns (all pages)."""
-    return resource.names_in(ctx.aws.paginate(resource.service, resource.list_operation))
+    """Every name the resource type's list operation returns (all pages).
+
+    In a scenario run once per region (``@all-regions``), a regional type is listed in every region of the
+    environment at once, in parallel on the run's pool (memoised per region), so the scenarios of the
+    other regions find their listing read; what another region answers is its scenario's to report."""
+    aws, own = ctx.aws, ctx.region
+    regions = aws.settings.all_regions
+    if not resource.regional or own is None or own not in regions or len(regions) == 1:
+        return resource.names_in(aws.paginate(resource.service, resource.list_operation))
+    listings = aws.fan_out(lambda region: aws.paginate(resource.service, resource.list_operation, region), regions)
+    wait(listings)
+    return resource.names_in(listings[regions.index(own)].result())
 
 
 def fleet(
@@ -111,9 +113,11 @@ def fleet(
     what: str,
     note: Callable[[], str] = lambda: "",
     pass_note: Callable[[], str] = lambda: "",
+    prepare: Callable[[list[str]], None] = lambda matched: None,
 ) -> CheckResult:
     """Apply ``judge`` (a single-resource check) to every ``resource`` whose name matches ``pattern``;
-    one result. ``note`` is added to the observed text of any outcome, ``pass_note`` to a PASS only."""
+    one result. ``note`` is added to the observed text of any outcome, ``pass_note`` to a PASS only;
+    ``prepare`` gets the matching names before any is judged (the tag rules read their tags with it)."""
     kind = fleet_kind(ctx, resource, pattern)
     names: Callable[[], list[str]] = lambda: resource_names(ctx, resource)  # noqa: E731
     expected = f"every {kind.noun} matching {pattern!r} with {what}"
@@ -131,13 +135,10 @@ def fleet(
             f"no {kind.noun} matches {pattern!r} ({len(everything)} {kind.noun}s in total)",
             "check the pattern, and that the run points at the right account and region",
         )
-    pool_size = min(workers(ctx), len(matched))
-    with ThreadPoolExecutor(max_workers=pool_size, thread_name_prefix="fleet") as pool:
-        # each judge runs in its own copy of the caller's context (copied here, in the caller's thread),
-        # so contextvars such as the engine's current step still hold inside the pool's threads
-        futures = [pool.submit(contextvars.copy_context().run, _judge_one, ctx, judge, name) for name in matched]
-        verdicts = [future.result() for future in futures]
-        results = dict(zip(matched, verdicts, strict=True))
+    prepare(matched)
+    # on the run's pool, each judge in a copy of this thread's context: the step and its deadline hold there
+    verdicts = [future.result() for future in ctx.aws.fan_out(lambda name: _judge_one(ctx, judge, name), matched)]
+    results = dict(zip(matched, verdicts, strict=True))
     offenders = {n: r for n, r in results.items() if r.outcome is Outcome.FAIL}
     unchecked = {n: r for n, r in results.items() if r.outcome not in (Outcome.FAIL, Outcome.PASS)}
     evidence = {
@@ -217,45 +218,78 @@ def _tag_sources(noun: str, sources: list[str]) -> str:
     return f" (tags of {indexed} read via {lag}; {read} read from the {noun} itself)"
 
 
-def tag_index(ctx: CheckContext, resource: AwsResource) -> TagIndex:
-    def build() -> TagIndex:
-        try:
-            pages = ctx.aws.paginate(
-                "resourcegroupstaggingapi",
-                "get_resources",
-                ResourceTypeFilters=[resource.tagging_type],
-                ResourcesPerPage=TAGGING_PAGE,
-            )
-        except Exception as exc:  # noqa: BLE001 - fall back to per-resource reads, and say so
-            fault = ctx.classify(exc)
-            if fault.kind is FaultKind.DEFECT:
-                raise
-            return TagIndex(None, fault.reason)
-        index: dict[str, dict[str, str]] = {}
-        for page in pages:
-            for mapping in page.get("ResourceTagMappingList", []):
-                name = resource.arn_to_name(mapping.get("ResourceARN", ""), ctx.aws.settings.region)
-                if name:
-                    index[name] = {t["Key"]: t["Value"] for t in mapping.get("Tags", [])}
-        return TagIndex(index)
-
-    return ctx.aws.memo(("tag-index", resource.tagging_type), build)  # type: ignore[no-any-return]
+def resource_arn(resource: AwsResource, name: str, partition: str, region: str, account: str) -> str:
+    """The ARN of the ``resource`` named ``name`` (the inverse of ``AwsResource.arn_to_name``); S3's name
+    neither a region nor an account."""
+    path = f"{resource.arn_resource_type}{resource.arn_separator}{name}" if resource.arn_resource_type else name
+    region, account = region if resource.regional else "", "" if resource.service == "s3" else account
+    return f"arn:{partition}:{resource.service}:{region}:{account}:{path}"
 
 
-def _tag_judge(
-    index: TagIndex, key: str, read_tags: Callable[[str], dict[str, str]], resource: Callable[[str], str],
-    sources: list[str],
-) -> Callable[[str], CheckResult]:
-    def judge(name: str) -> CheckResult:
-        known = index.tags.get(name) if index.tags is not None else None
-        if known is not None and key in known:
-            sources.append("index")  # list.append is atomic: judges run on the fleet's threads
-            return CheckResult.passed(resource(name), f"tag {key!r}", f"tag {key}={known[key]} (via the tagging API)")
-        tags = read_tags(name)  # a suspect: confirm with the authoritative per-resource read
-        sources.append("read")
-        return tag_result(resource(name), tags, key, None, f"add the tag {key!r} in its infrastructure code")
+def tag_index(ctx: CheckContext, resource: AwsResource, names: list[str]) -> TagIndex:
+    """The tags of ``names`` from the tagging API: their ARNs in calls of 100 (its maximum), the calls in
+    parallel on the run's pool, each memoised. A name it leaves out (never tagged, another region's bucket)
+    is a suspect its judge confirms."""
+    try:
+        region = ctx.aws.settings.region
+        account = "" if resource.service == "s3" else ctx.aws.account_id()
+        partition = ctx.aws.partition(region)
+        arns = {resource_arn(resource, name, partition, region, account): name for name in names}
+        ordered = sorted(arns)
+        chunks = [ordered[i:i + ARNS_PER_CALL] for i in range(0, len(ordered), ARNS_PER_CALL)]
+        calls = ctx.aws.fan_out(
+            lambda chunk: ctx.aws.paginate("resourcegroupstaggingapi", "get_resources", ResourceARNList=chunk),
+            chunks,
+        )
+        wait(calls)
+        pages = [page for call in calls for page in call.result()]
+    except Exception as exc:  # noqa: BLE001 - fall back to per-resource reads, and say so
+        fault = ctx.classify(exc)
+        if fault.kind is FaultKind.DEFECT:
+            raise
+        return TagIndex(None, fault.reason)
+    index: dict[str, dict[str, str]] = {}
+    for page in pages:
+        for mapping in page.get("ResourceTagMappingList", []):
+            name = arns.get(mapping.get("ResourceARN", ""))
+            if name:
+                index[name] = {t["Key"]: t["Value"] for t in mapping.get("Tags", [])}
+    return TagIndex(index)
 
-    return judge
+
+@dataclass
+class TagRule:
+    """One fleet step's tag rule: the tagging API's index of the matching resources (read in ``prepare``),
+    then each resource's verdict; ``sources`` says where each PASS's tags came from."""
+
+    ctx: CheckContext
+    resource: AwsResource
+    key: str
+    read_tags: Callable[[str], dict[str, str]]
+    label: Callable[[str], str]
+    index: TagIndex = field(default_factory=lambda: TagIndex({}))
+    sources: list[str] = field(default_factory=list)
+
+    def prepare(self, matched: list[str]) -> None:
+        self.index = tag_index(self.ctx, self.resource, matched)
+
+    def judge(self, name: str) -> CheckResult:
+        known = self.index.tags.get(name) if self.index.tags is not None else None
+        if known is not None and self.key in known:
+            self.sources.append("index")  # list.append is atomic: judges run on the pool's threads
+            return CheckResult.passed(self.label(name), f"tag {self.key!r}",
+                                      f"tag {self.key}={known[self.key]} (via the tagging API)")
+        tags = self.read_tags(name)  # a suspect: confirm with the authoritative per-resource read
+        self.sources.append("read")
+        fix = f"add the tag {self.key!r} in its infrastructure code"
+        return tag_result(self.label(name), tags, self.key, None, fix)
+
+    def check(self, pattern: str) -> CheckResult:
+        noun = self.resource.noun
+        return fleet(
+            self.ctx, self.resource, pattern, self.judge, f"tag {self.key!r}", prepare=self.prepare,
+            note=lambda: self.index.note(noun), pass_note=lambda: _tag_sources(noun, self.sources),
+        )
 
 
 # --- S3 ----------------------------------------------------------------------------------------------
@@ -338,12 +372,7 @@ def fleet_buckets_tagged(ctx: CheckContext, pattern: str, key: str) -> CheckResu
     (all of them, if the tagging API is denied). An unreadable bucket is unchecked, never an offender.
     A PASS may rest on the tagging API, which can lag behind a recent tag change by minutes: the
     observed text says how many tags were read through it."""
-    index, sources = tag_index(ctx, BUCKET), list[str]()
-    judge = _tag_judge(index, key, lambda name: bucket_tags(ctx, name, f"tag {key!r}"), BUCKET.label, sources)
-    return fleet(
-        ctx, BUCKET, pattern, judge, f"tag {key!r}",
-        note=lambda: index.note(BUCKET.noun), pass_note=lambda: _tag_sources(BUCKET.noun, sources),
-    )
+    return TagRule(ctx, BUCKET, key, lambda name: bucket_tags(ctx, name, f"tag {key!r}"), BUCKET.label).check(pattern)
 
 
 # --- DynamoDB ----------------------------------------------------------------------------------------
@@ -372,6 +401,7 @@ def fleet_tables_pitr(ctx: CheckContext, pattern: str) -> CheckResult:
         "tag:GetResources",
         "dynamodb:DescribeTable",
         "dynamodb:ListTagsOfResource",
+        "sts:GetCallerIdentity",  # the account id in the tables' ARNs
     ),
     manual=f"{LIST_TABLES}; aws resourcegroupstaggingapi get-resources --resource-type-filters "
     f"{TABLE.tagging_type}; for a table missing there: aws dynamodb list-tags-of-resource --resource-arn ARN",
@@ -384,12 +414,5 @@ def fleet_tables_tagged(ctx: CheckContext, pattern: str, key: str) -> CheckResul
     tagging API, which can lag behind a recent tag change by minutes: the observed text says how many
     tags were read through it."""
     region = ctx.aws.settings.region
-    index, sources = tag_index(ctx, TABLE), list[str]()
-    judge = _tag_judge(
-        index, key, lambda name: table_tags(ctx, name, f"tag {key!r}")[1],
-        lambda n: TABLE.label(n, region), sources,
-    )
-    return fleet(
-        ctx, TABLE, pattern, judge, f"tag {key!r}",
-        note=lambda: index.note(TABLE.noun), pass_note=lambda: _tag_sources(TABLE.noun, sources),
-    )
+    return TagRule(ctx, TABLE, key, lambda name: table_tags(ctx, name, f"tag {key!r}")[1],
+                   lambda name: TABLE.label(name, region)).check(pattern)

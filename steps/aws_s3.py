@@ -292,3 +292,62 @@ def bucket_holds_objects(ctx: CheckContext, bucket: str, count: int, prefix: str
         f"{seen} object{'s' if seen != 1 else ''} under {prefix!r}{skipped}",
         "check the job that writes there (its last run, its logs) and that the prefix is spelled right",
     )
+
+
+def _object_uri(bucket: str, key: str) -> str:
+    return f"{_uri(bucket)}/{key}"
+
+
+def _missing_object(bucket: str, key: str, expected: str) -> Finding:
+    return Finding(CheckResult.failed(
+        _object_uri(bucket, key), expected, "no such object (the bucket exists)",
+        f"check what is there: aws s3 ls s3://{bucket}/{key.rpartition('/')[0]}/ ; upload it again from its "
+        "source (the pipeline job that publishes it), or correct the key"))
+
+
+@check(
+    'the S3 object "{key}" exists in the bucket "{bucket}"',
+    permissions=("s3:GetObject", "s3:ListBucket"),
+    manual="aws s3api head-object --bucket {bucket} --key {key}",
+)
+def object_exists(ctx: CheckContext, bucket: str, key: str) -> CheckResult:
+    """The object exists (HeadObject: its current version, not a delete marker). The observed text gives
+    its size and when it was last written. FAIL says whether the object or the whole bucket is missing."""
+    expected = "the object exists"
+    try:
+        head = ctx.aws.read("s3", "head_object", Bucket=bucket, Key=key)
+    except ClientError as exc:
+        if error_code(exc) not in MISSING | {"NoSuchKey"}:
+            raise
+        # HEAD answers a bare 404 for a missing key and a missing bucket alike: ask about the bucket
+        s3_get(ctx, "head_bucket", bucket, set(), expected)
+        raise _missing_object(bucket, key, expected) from None
+    modified = head.get("LastModified")
+    when = f", last written {modified.isoformat(timespec='seconds')}" if hasattr(modified, "isoformat") else ""
+    return CheckResult.passed(_object_uri(bucket, key), expected,
+                              f"exists ({head.get('ContentLength', '?')} bytes{when})")
+
+
+@check(
+    'the S3 object "{key}" in the bucket "{bucket}" has tag "{tag}" set to "{value}"',
+    permissions=("s3:GetObjectTagging",),
+    manual="aws s3api get-object-tagging --bucket {bucket} --key {key}",
+)
+def object_has_tag(ctx: CheckContext, bucket: str, key: str, tag: str, value: str) -> CheckResult:
+    """The object (its current version) carries the tag with exactly this value: how a release artefact
+    records its release and its QA sign-off."""
+    expected = f"tag {tag}={value}"
+    try:
+        response = ctx.aws.read("s3", "get_object_tagging", Bucket=bucket, Key=key)
+    except ClientError as exc:
+        code = error_code(exc)
+        if code in MISSING - {"404", "NotFound"}:
+            raise _missing(bucket, expected) from None
+        if code in {"NoSuchKey", "404", "NotFound"}:
+            raise _missing_object(bucket, key, expected) from None
+        raise
+    tags = {t["Key"]: t["Value"] for t in response.get("TagSet", [])}
+    return tag_result(_object_uri(bucket, key), tags, tag, value,
+                      f"tag it where it is published (the release job), or: aws s3api put-object-tagging "
+                      f"--bucket {bucket} --key {key} --tagging 'TagSet=[...]' (it replaces the object's whole "
+                      "tag set: list the tags it keeps too)")

@@ -455,3 +455,65 @@ def package_installed(ctx: CheckContext, host: str, name: str) -> CheckResult:
     return call.failed(f"not installed ({manager})",
                        f"install {name} through the host's configuration management (not by hand), or correct "
                        "the package name in the runbook")
+
+
+# tools -----------------------------------------------------------------------------------------
+
+_VERSION = re.compile(r"(?<![\w.])v?(\d+(?:\.\d+)+)")
+_TOOL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
+_MIN_VERSION = re.compile(r"^\d+(\.\d+)*$")
+
+
+def _tool_name(value: str) -> None:
+    if not _TOOL_NAME.match(value):
+        raise ValueError("is not a command name (letters, digits, '.', '_', '+', '-'; no path, no spaces)")
+
+
+def _min_version(value: str) -> None:
+    if not _MIN_VERSION.match(value):
+        raise ValueError("is not a version of numbers and dots, e.g. 1.6 or 2.13.0")
+
+
+def parse_version(output: str) -> str | None:
+    """The first version-looking token (``1.9.8`` in ``Terraform v1.9.8``, ``2.15.0`` in ``aws-cli/2.15.0
+    Python/3.11.6``), or None. Suffixes after the numbers (``-beta1``, ``+build``) are left out."""
+    match = _VERSION.search(output)
+    return match.group(1) if match else None
+
+
+def version_key(version: str) -> tuple[int, ...]:
+    """Numbers compared as numbers (1.10 is after 1.9), shorter versions padded with zeros (1.6 = 1.6.0)."""
+    parts = [int(p) for p in version.split(".")]
+    while len(parts) > 1 and parts[-1] == 0:
+        parts.pop()
+    return tuple(parts)
+
+
+@check('on host "{host}", the tool "{tool}" is at least version "{version}"', manual="{tool} --version",
+       validators={"tool": _tool_name, "version": _min_version})
+def tool_at_least(ctx: CheckContext, host: str, tool: str, version: str) -> CheckResult:
+    """The command is on the connecting user's PATH and `TOOL --version` reports at least this version:
+    the first version-looking token of its output (stdout first, then stderr) is compared number by
+    number, so 1.10 is newer than 1.9 and 1.6 equals 1.6.0. FAIL when the tool is missing or older;
+    ERROR when it runs but prints no version, or exits with an error."""
+    expected, manual = f"{tool} {version} or newer", f"{tool} --version"
+    call = on_host(ctx, host, expected, manual)
+    with call.reading(f"run {tool} --version", "run the command by hand on the host"):
+        out = call.host.run("%s --version", tool)
+    source = out.stdout if parse_version(out.stdout or "") else (out.stderr or "")
+    found = parse_version(source)
+    if out.rc == 127 or (out.rc != 0 and "not found" in (out.stderr or "").lower() and found is None):
+        return call.failed(f"{tool} is not installed (not on the PATH: {_first_line(out.stderr) or 'exit 127'})",
+                           f"install {tool} {version} or newer (the onboarding runbook names the source), then "
+                           "open a new shell so the PATH is read again")
+    if out.rc != 0 or found is None:
+        text = _first_line(out.stdout) or _first_line(out.stderr) or "no output"
+        return call.errored(f"{tool} --version exited {out.rc} without a version this check can read: {text}",
+                            f"run {tool} --version (or {tool} version) by hand and compare with {version}")
+    line = next((line for line in source.splitlines() if found in line), found)
+    observed = f"{found} ({' '.join(line.split())[:120]})"
+    if version_key(found) >= version_key(version):
+        return call.passed(observed)
+    return call.failed(observed, f"upgrade {tool} to {version} or newer (the team's pinned version: see the "
+                                 "onboarding runbook); several versions side by side: check which one the PATH "
+                                 f"finds first with: command -v {tool}")

@@ -13,16 +13,17 @@ import ssl
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
-
-import requests
 
 from runbooks.sdk import CheckContext, CheckResult, CouldNotCheck, DeadlineReached, Finding, ServiceSettings, check
 
 from ._jsonpointer import jq_path, json_kind, json_text, load_json, resolve_pointer, validate_pointer
 from ._shared import EXCERPT_CHARS, excerpt
 from ._tls import peer_not_after, unverified_context
+
+if TYPE_CHECKING:  # requests is imported when a step sends one: a run without HTTP services never needs it
+    import requests
 
 TITLE = "HTTP services"  # its heading in the step catalogue
 CATALOG_ORDER = 80
@@ -82,6 +83,8 @@ def _ssl_reason(exc: BaseException) -> str:
 def request_error(exc: requests.RequestException, url: str, settings: ServiceSettings, manual: str
                   ) -> CheckResult:
     """ERROR for a request that got no HTTP answer: TLS failure, timeout, refused or other connection trouble."""
+    import requests
+
     if isinstance(exc, requests.exceptions.SSLError):
         trust = f"the CA bundle {settings.verify_tls}" if isinstance(settings.verify_tls, str) else "the system CAs"
         return CheckResult.errored(
@@ -114,6 +117,8 @@ def _get(ctx: CheckContext, service: str, path: str, options: str = "") -> Answe
     """GET the service's path once (no retries, redirects not followed) with its timeout, trust and headers;
     the time runs from sending to having read the body. ``Finding`` with an ERROR when no answer arrives
     (refused, DNS, TLS, timeout); ``options`` go into the manual command between curl and the URL."""
+    import requests
+
     settings = ctx.service(service)
     url = service_url(ctx, service, path)
     curl = curl_base(settings)

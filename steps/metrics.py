@@ -54,8 +54,9 @@ class MetricsPage:
 
     def grep(self, *names: str) -> str:
         """The command that shows these metrics of the page (URL quoted: '&' and '(' are shell syntax)."""
-        pattern = names[0] if len(names) == 1 else "(" + "|".join(dict.fromkeys(names)) + ")"
-        flag = "-E " if len(names) > 1 else ""
+        unique = list(dict.fromkeys(names))  # a ratio of one metric's series names it once
+        pattern = unique[0] if len(unique) == 1 else "(" + "|".join(unique) + ")"
+        flag = "-E " if len(unique) > 1 else ""
         return f"{self.curl} {shlex.quote(self.url)} | grep {flag}{shlex.quote('^' + pattern)}"
 
 

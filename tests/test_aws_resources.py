@@ -21,7 +21,7 @@ def test_registry_holds_bucket_and_table_by_kind() -> None:
 
 
 def test_unknown_kind_names_the_known_ones() -> None:
-    with pytest.raises(KeyError, match="'sqs-queue'.*dynamodb-table, s3-bucket"):
+    with pytest.raises(KeyError, match="'sqs-queue'.*cloudtrail-trail, dynamodb-table, iam-user, s3-bucket"):
         aws_resource("sqs-queue")
 
 

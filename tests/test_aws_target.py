@@ -9,8 +9,11 @@ says so - at the first attempt, and leaves real "not found" answers alone.
 
 from __future__ import annotations
 
+import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -18,13 +21,17 @@ import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
+from runbooks import cli
+from runbooks.config import ConfigError, load_config
+from runbooks.deadlines import DEADLINE, Deadline
 from runbooks.faults import FaultKind, classify
+from runbooks.resources import Resources
 from runbooks.result import Outcome
 from runbooks.session import Session
 from runbooks.steps.aws_backup import backup_plan_protects_table, vault_has_recent_recovery_point
 from runbooks.steps.aws_s3 import bucket_exists
-from runbooks.targets.aws import NotImplementedByTarget, moto_implements, stub_gap
-from tests.conftest import evaluate
+from runbooks.targets.aws import AwsTarget, NotImplementedByTarget, moto_implements, stub_gap, with_workers
+from tests.conftest import evaluate, make_run, write_config
 from tests.support.moto_server import MotoServer, endpoint_credentials, moto_server  # noqa: F401
 
 REGION = "eu-west-1"
@@ -143,3 +150,93 @@ def test_calls_count_every_request_and_no_memo_hit(moto_run: Session) -> None:
     moto_run.aws.call("s3", "get_bucket_versioning", Bucket="count-2")
     assert moto_run.aws.calls - before == 4
     assert moto_run.metadata()["aws_api_calls"] == moto_run.aws.calls
+
+
+# --- the run's pool: how many requests in flight, one pool, one client per service and region ---------------
+
+
+def test_workers_default_per_kind_and_the_clients_pool_as_many_connections(tmp_path: Path) -> None:
+    config = load_config(write_config(tmp_path, """
+        [environments.live]
+        aws = { target = "live", region = "eu-west-1" }
+        [environments.endpoint]
+        aws = { target = "endpoint", url = "http://127.0.0.1:4566", region = "eu-west-1" }
+        [environments.stub]
+        aws = { target = "moto" }
+        [environments.tuned]
+        aws = { target = "endpoint", url = "http://127.0.0.1:4566", region = "eu-west-1", max_workers = 6 }
+        """))
+    workers = {name: env.aws.workers for name, env in config.environments.items()}
+    assert workers == {"live": 16, "endpoint": 16, "stub": 4, "tuned": 6}
+    for env in config.environments.values():
+        target = AwsTarget(env, Resources())
+        assert target.boto_config().max_pool_connections == env.aws.workers
+    assert with_workers(config.environment("live"), 3).aws.workers == 3  # --workers / --runbooks-workers
+    assert with_workers(config.environment("tuned"), None).aws.workers == 6
+
+
+@pytest.mark.parametrize("value", ["0", "129", "1.5", '"8"', "true"])
+def test_a_bad_max_workers_names_the_file_and_line(tmp_path: Path, value: str) -> None:
+    path = write_config(tmp_path, f"""\
+        [environments.prod]
+        aws = {{ target = "live", region = "eu-west-1", max_workers = {value} }}
+        """)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert str(caught.value).startswith(f"{path}:2: environment 'prod': aws.max_workers must be a whole number "
+                                        "from 1 to 128 (requests in flight at once), got ")
+
+
+def test_the_workers_option_is_refused_in_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.build_parser().parse_args(["verify", "--workers", "12"]).workers == 12
+    for bad in ("0", "many"):
+        with pytest.raises(SystemExit) as caught:
+            cli.build_parser().parse_args(["verify", "--workers", bad])
+        assert caught.value.code == 2
+        assert capsys.readouterr().err.strip().endswith(
+            f"argument --workers: must be a whole number from 1 to 128 (requests in flight at once), got "
+            f"{'0' if bad == '0' else repr(bad)}")
+
+
+def test_one_pool_per_run_and_one_client_per_service_and_region_across_threads(tmp_path: Path) -> None:
+    run = make_run(tmp_path, 'aws = { target = "moto", region = "eu-west-1", max_workers = 3 }\n')
+    try:
+        seen: list[tuple[str, Any, Any]] = []
+
+        def use(i: int) -> int:
+            time.sleep(0.01)  # long enough for every worker to take a turn
+            seen.append((threading.current_thread().name, run.aws.client("s3"), run.aws.client("s3", "us-east-1")))
+            return i * 2
+
+        pool = run.aws.pool()
+        assert [f.result() for f in run.aws.fan_out(use, range(12))] == [i * 2 for i in range(12)]
+        assert [f.result() for f in run.aws.in_region("us-east-1").fan_out(use, range(6))] == [i * 2 for i in range(6)]
+        assert run.aws.pool() is pool  # every step, every region view: the same pool
+        threads = {name for name, _, _ in seen}
+        assert 1 < len(threads) <= 3 and all(name.startswith("runbooks-aws") for name in threads)
+        # one client (and so one adaptive rate limiter) per service and region, whichever thread asks
+        assert len({id(s3) for _, s3, _ in seen}) == 1 and len({id(us) for _, _, us in seen}) == 1
+        assert seen[0][1] is not seen[0][2]
+    finally:
+        run.stop()
+    with pytest.raises(RuntimeError):  # shut down with the run
+        pool.submit(print)
+
+
+def test_fan_out_keeps_the_callers_context_and_runs_nested_work_in_place(tmp_path: Path) -> None:
+    """A pool of one worker: a worker that fanned out onto its own pool would wait for itself forever."""
+    run = make_run(tmp_path, 'aws = { target = "moto", region = "eu-west-1", max_workers = 1 }\n')
+    deadline = Deadline.after(30)
+    token = DEADLINE.set(deadline)
+    try:
+        def inner(i: int) -> tuple[int, Deadline | None]:
+            return i, DEADLINE.get()
+
+        def outer(i: int) -> list[tuple[int, Deadline | None]]:
+            return [f.result() for f in run.aws.fan_out(inner, [i, i + 10])]
+
+        results = [f.result(timeout=10) for f in run.aws.fan_out(outer, [1, 2])]
+    finally:
+        DEADLINE.reset(token)
+        run.stop()
+    assert results == [[(1, deadline), (11, deadline)], [(2, deadline), (12, deadline)]]

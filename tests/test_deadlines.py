@@ -19,7 +19,7 @@ import pytest
 from runbooks.cli import main
 from runbooks.config import ConfigError, load_config
 from runbooks.context import ScenarioState
-from runbooks.deadlines import Deadline, DeadlineReached, for_step
+from runbooks.deadlines import DEADLINE, Deadline, DeadlineReached, for_step
 from runbooks.result import Outcome
 from runbooks.session import Session
 from runbooks.steps.aws_s3 import bucket_versioning_enabled
@@ -136,6 +136,7 @@ def test_max_attempts_is_the_number_of_requests_sent(run_factory: Callable[..., 
 def test_a_hung_aws_endpoint_is_cut_at_the_step_deadline(run_factory: Callable[..., Session]) -> None:
     with silent_server() as url:  # read_timeout stays at its default of 15 s
         run = run_factory(endpoint(url, "step_timeout_s = 2\n"))
+        run.aws.client("s3")  # built before the clock starts: on a loaded machine that alone can take seconds
         started = time.monotonic()
         result = evaluate(run, bucket_versioning_enabled, bucket="b")
         took = time.monotonic() - started
@@ -159,6 +160,27 @@ def test_sustained_throttling_ends_at_the_step_deadline(run_factory: Callable[..
     # 50 throttled attempts would take minutes; the adaptive rate limiter's last wait may run past the
     # deadline (at most 1 / its lowest rate, 2 s), a backoff never does
     assert took < 5
+
+
+@pytest.mark.usefixtures("endpoint_credentials")
+def test_many_threads_on_one_throttled_client_all_stop_at_the_deadline(run_factory: Callable[..., Session]) -> None:
+    """16 workers share one client and so one adaptive rate limiter, which SlowDown drives to its lowest
+    rate (0.5 a second): botocore's own limiter would keep the last of them waiting 16 / 0.5 = 32 s for a
+    token; the run's ends every wait at the step's deadline."""
+    with counting_server(503, S3_SLOW_DOWN) as server:
+        run = run_factory(endpoint(server.url, max_attempts=50, max_workers=16))
+        deadline = Deadline.after(3)
+        token = DEADLINE.set(deadline)
+        started = time.monotonic()
+        try:
+            calls = run.aws.fan_out(lambda i: run.aws.call("s3", "get_bucket_versioning", Bucket=f"b{i}"), range(32))
+            errors = [call.exception(timeout=30) for call in calls]
+        finally:
+            DEADLINE.reset(token)
+        took = time.monotonic() - started
+    assert all(isinstance(error, DeadlineReached) for error in errors), errors
+    assert took < 4.5
+    assert deadline.attempts == server.count  # every attempt sent was counted, none after the deadline
 
 
 @pytest.mark.usefixtures("endpoint_credentials")

@@ -198,6 +198,38 @@ def test_broken_references(repo):
     assert lint(repo, text) == [f"{F}:19: broken reference 'docs/gone.md#anchor': {hint}"]
 
 
+CROSS_REFERENCES = GOOD.replace("""  Scenario: Bucket is versioned
+""", """  @troubleshooting
+  Scenario: Bucket is versioned
+    Symptom:
+      Overwritten objects are lost.
+    Root cause:
+      Versioning was suspended.
+    Resolution:
+      1. Enable it, then follow features/rollback/restore.feature.
+
+""").replace("""    Then the service "api" answers GET "/health" with status 200 within 500 ms
+""", """    Then the service "api" answers GET "/health" with status 200 within 500 ms
+    * manual: if it is not, roll back (features/rollback/emergency.feature).
+""")
+
+
+def test_runbooks_mentioned_in_scenario_paragraphs_and_steps_must_exist(repo, capsys):
+    hint = "no such file or folder (paths are relative to the repo root)"
+    expected = [
+        f"{F}:29: broken reference 'features/rollback/restore.feature': {hint}",
+        f"{F}:35: broken reference 'features/rollback/emergency.feature': {hint}",
+    ]
+    assert lint(repo, CROSS_REFERENCES) == expected
+    code, out, err = run_cli(repo, capsys, "--max-age", "36500")  # the example's review date ages
+    assert (code, out) == (1, expected)
+    assert "1 runbook(s), 2 error(s), 0 warning(s)" in err
+    (repo / "features" / "rollback").mkdir()
+    for name in ("restore.feature", "emergency.feature"):
+        (repo / "features" / "rollback" / name).write_text(GOOD)
+    assert lint(repo, CROSS_REFERENCES) == []
+
+
 def test_duplicate_scenario_names(repo):
     text = edit("Scenario: API is live", "Scenario: Bucket is versioned")
     assert lint(repo, text) == [

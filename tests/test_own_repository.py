@@ -115,13 +115,13 @@ def test_the_scaffold_passes_with_the_sandbox_extra(venv: Venv, wheel: Path, tea
 
     verify = venv.run("runbooks", "verify", cwd=team)
     assert verify.returncode == 0, verify.stdout[-3000:] + verify.stderr
-    assert 'PASS    And the S3 object "releases/v1.0.0/bundle.tar.gz" exists' in verify.stdout
+    assert 'PASS    And the S3 object "releases/v1.0.0/bundle.tar.gz" in the bucket' in verify.stdout
     drifted = venv.run("runbooks", "verify", "--env", "sandbox-drifted", cwd=team)
     assert drifted.returncode == 1, drifted.stdout[-3000:] + drifted.stderr
     assert venv.run("runbooks", "lint", cwd=team).returncode == 0
     step_tests = venv.run("python", "-m", "pytest", "-q", "-p", "no:cacheprovider", "steps/", cwd=team)
     assert step_tests.returncode == 0, step_tests.stdout[-3000:]
-    assert "3 passed" in step_tests.stdout
+    assert "4 passed" in step_tests.stdout
 
 
 RELEASE_STEP = '''

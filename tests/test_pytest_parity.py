@@ -78,11 +78,11 @@ def stable(records: dict[tuple[str, str, int], dict[str, Any]]) -> dict[tuple[st
 
 
 def _stable(value: Any) -> Any:
-    """Run-dependent values (ports, generated ids, measured numbers) replaced, structure kept."""
+    """Run-dependent values (ports, generated ids and access key ids, measured numbers) replaced, structure kept."""
     if isinstance(value, str):
-        return re.sub(r"[0-9a-f]{8}-[0-9a-f-]{27}|\d+(?:\.\d+)?", "N", value)
+        return re.sub(r"(?:AKIA|ASIA)[0-9A-Z]{16}|[0-9a-f]{8}-[0-9a-f-]{27}|\d+(?:\.\d+)?", "N", value)
     if isinstance(value, dict):
-        return {k: _stable(v) for k, v in value.items()}
+        return {_stable(k): _stable(v) for k, v in value.items()}  # keys too: an offender's generated key id
     if isinstance(value, list):
         return [_stable(v) for v in value]
     if isinstance(value, int | float) and not isinstance(value, bool):

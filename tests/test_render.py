@@ -13,14 +13,15 @@ import signal
 import struct
 import subprocess
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from runbooks.cli import main
-from runbooks.reports import write_results_json
+from runbooks.history import History
+from runbooks.reports import read_results_json, write_results_json
 from runbooks.result import Outcome, StepRecord
 from tests.conftest import REPO, write_config
 
@@ -46,18 +47,45 @@ class Site:
         return (self.out / name).read_text(encoding="utf-8")
 
 
+# Earlier runs seeded into the history before the real one: (started, what became of the failing steps).
+SEEDED = [("2026-01-10T09:00:00+00:00", Outcome.PASS), ("2026-01-11T09:00:00+00:00", Outcome.ERROR),
+          ("2026-01-12T09:00:00+00:00", Outcome.PASS)]
+LAST_VERIFIED = "2026-01-12 09:00 UTC"
+
+
+def seed_history(path: Path, records: list[StepRecord]) -> None:
+    """Older runs of the same runbook in ``path``: all passing, or with the failures as ERROR."""
+    history = History(path)
+    try:
+        for started, outcome in SEEDED:
+            metadata = {"environment": "sandbox-drifted", "target": "moto", "started_at": started,
+                        "finished_at": started}
+            run_id = history.start_run(metadata)
+            for record in records:
+                bad = record.outcome in (Outcome.FAIL, Outcome.ERROR, Outcome.SKIPPED)
+                history.add(run_id, replace(record, outcome=outcome) if bad else record)
+            history.finish_run(run_id, metadata, 0 if outcome is Outcome.PASS else 3, "finished")
+    finally:
+        history.close()
+
+
 @pytest.fixture(scope="module")
 def drifted_site(tmp_path_factory: pytest.TempPathFactory) -> Site:
-    """`runbooks verify --env sandbox-drifted` on the shipped post-deploy runbook, then `runbooks render`."""
+    """`runbooks verify --env sandbox-drifted` on the shipped post-deploy runbook, recorded in a history that
+    already holds three older runs of it, then `runbooks render` with the results and that history."""
     reports = tmp_path_factory.mktemp("reports")
+    history = reports / "history.sqlite"
     code, out, err = cli("verify", "--config", str(REPO / "runbooks.toml"), "--env", "sandbox-drifted",
-                         "--report-dir", str(reports), "--no-history", str(REPO / POST_DEPLOY))
+                         "--report-dir", str(reports), "--history", str(history), str(REPO / POST_DEPLOY))
     assert code == 1, out + err
+    seed_history(history, read_results_json(reports / "results.json")[1])
     site = tmp_path_factory.mktemp("site")
     code, out, err = cli("render", "--config", str(REPO / "runbooks.toml"), "--results", str(reports / "results.json"),
-                         "--out", str(site), str(REPO / POST_DEPLOY))
+                         "--history", str(history), "--out", str(site), str(REPO / POST_DEPLOY))
     assert code == 0, out + err
-    assert out.strip() == f"runbooks render: 1 runbook page(s) in {site} (index.html, index.md)"
+    assert out.splitlines() == [f"runbooks render: 1 runbook page(s) in {site} (index.html, index.md)",
+                                f"runbooks render: from results {reports / 'results.json'} and history {history} "
+                                "(4 run(s))"]
     return Site(site, json.loads((reports / "results.json").read_text()))
 
 
@@ -74,7 +102,7 @@ def step_items(page: str) -> dict[str, str]:
 def test_index_lists_the_runbook_by_category_severity_and_owner(drifted_site):
     index = drifted_site.page("index.html")
     link = '<a href="deployment/post_deploy_validation.html">Post-deployment validation of the storage layer'
-    assert index.count(link) == 4  # failing runbooks, the category table, by severity, by owner
+    assert index.count(link) == 5  # failing runbooks, the category table, by taxonomy, by severity, by owner
     assert '<h2 id="category-deployment">deployment</h2>' in index
     assert '<span class="sev sev-critical">critical</span>' in index and "<td>platform-team</td>" in index
     assert '<h2 id="by-severity">By severity</h2>' in index and "<h3>critical</h3>" in index
@@ -140,7 +168,7 @@ def test_markdown_page_is_a_checklist_with_outcomes(drifted_site):
 
 def test_without_results_variables_stay_as_written(tmp_path, drifted_site):
     code, out, err = cli("render", "--config", str(REPO / "runbooks.toml"), "--out", str(tmp_path),
-                         str(REPO / POST_DEPLOY))
+                         "--no-results", "--no-history", str(REPO / POST_DEPLOY))
     assert code == 0, err
     page = (tmp_path / "deployment" / "post_deploy_validation.html").read_text()
     assert "aws dynamodb describe-continuous-backups --table-name {tenants_table}" in page
@@ -316,24 +344,36 @@ def chromium() -> str:
     return binary
 
 
-def test_browser_shows_the_outcome_colours(drifted_site, tmp_path):
-    binary = chromium()
-    png = tmp_path / "page.png"
-    page = drifted_site.out / "deployment" / "post_deploy_validation.html"
-    argv = [binary, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+def run_chromium(tmp_path: Path, *args: str) -> bytes:
+    """Headless Chromium with a throwaway profile; its output (stdout and stderr)."""
+    argv = [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-            f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1280,2000", f"--screenshot={png}",
-            page.as_uri()]
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+            f"--user-data-dir={tmp_path / 'profile'}", *args]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
     try:
-        output, _ = proc.communicate(timeout=120)
+        output, errors = proc.communicate(timeout=120)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)  # chromium's helpers share its session
         proc.communicate()
-        pytest.fail("chromium did not finish its screenshot within 120 s")
-    assert proc.returncode == 0 and png.is_file(), output.decode(errors="replace")[-2000:]
+        pytest.fail("chromium did not finish within 120 s")
+    assert proc.returncode == 0, errors.decode(errors="replace")[-2000:]
+    return output
 
-    width, height, bpp, rows = decode_png(png.read_bytes())
+
+def screenshot(tmp_path: Path, page: Path, name: str, size: tuple[int, int]) -> tuple[int, int, int, list[bytes]]:
+    png = tmp_path / f"{name}.png"
+    run_chromium(tmp_path, f"--window-size={size[0]},{size[1]}", f"--screenshot={png}", page.as_uri())
+    assert png.is_file()
+    keep = os.environ.get("RUNBOOKS_SCREENSHOTS")  # a folder to keep them in, to look at
+    if keep:
+        Path(keep).mkdir(parents=True, exist_ok=True)
+        shutil.copy(png, Path(keep) / png.name)
+    return decode_png(png.read_bytes())
+
+
+def test_browser_shows_the_outcome_colours(drifted_site, tmp_path):
+    page = drifted_site.out / "deployment" / "post_deploy_validation.html"
+    width, height, bpp, rows = screenshot(tmp_path, page, "runbook-page", (1280, 2000))
     assert (width, height) == (1280, 2000)
     red, green = count_close(rows, bpp, FAIL_RGB), count_close(rows, bpp, PASS_RGB)
     # The summary box alone has a red edge (~8 x 600 px) and FAIL/PASS badges of ~70 x 20 px each.
@@ -341,6 +381,73 @@ def test_browser_shows_the_outcome_colours(drifted_site, tmp_path):
     assert green > 1000, f"only {green} PASS-green pixels"
     white = count_close(rows, bpp, (255, 255, 255), 0)
     assert white < width * height * 0.95, "the page looks blank"
+    # What the screenshot shows is there: the last full verification and the trend of the four runs.
+    history = re.search(r'<p class="history" id="history">.*?</p>', drifted_site.page(), re.S).group(0)
+    assert f"Last fully verified in sandbox-drifted: <b>{LAST_VERIFIED}</b>" in history
+    assert re.findall(r'<rect class="t-(\w+)"', history) == ["pass", "error", "pass", "fail"]
+
+
+def test_browser_shows_the_index_with_trends_and_the_failing_list(drifted_site, tmp_path):
+    width, height, bpp, rows = screenshot(tmp_path, drifted_site.out / "index.html", "index", (1280, 1000))
+    red, green = count_close(rows, bpp, FAIL_RGB), count_close(rows, bpp, PASS_RGB)
+    assert red > 2000, f"only {red} FAIL-red pixels"  # the failing list's edge, the FAIL badge, a trend bar
+    assert green > 150, f"only {green} PASS-green pixels"  # the two passing runs of the trend
+    index = drifted_site.page("index.html")
+    row = re.search(r'<td class="verified">(.*?)</td>', index, re.S).group(1)
+    assert row.startswith(LAST_VERIFIED[:10] + "<br><svg class=\"trend\"")
+    assert re.findall(r'<rect class="t-(\w+)"', row) == ["pass", "error", "pass", "fail"]
+    assert "`✓!✓✗`" in drifted_site.page("index.md") and f"**{LAST_VERIFIED}**" in drifted_site.page(
+        "deployment/post_deploy_validation.md")
+
+
+# The search ----------------------------------------------------------------------------------------------------
+def search_parts(index: str) -> tuple[list[dict], str]:
+    data = re.search(r'<script type="application/json" id="search-index">(.*?)</script>', index, re.S)
+    code = re.search(r"<script>\n(.*?)</script>", index, re.S)
+    assert data and code
+    return json.loads(data.group(1)), code.group(1)
+
+
+def test_the_search_index_holds_every_step_with_its_anchor(drifted_site):
+    entries, code = search_parts(drifted_site.page("index.html"))
+    (entry,) = entries
+    assert entry["t"].startswith("Post-deployment validation")
+    assert entry["u"] == "deployment/post_deploy_validation.html"
+    steps = {text: line for line, text in entry["st"]}
+    line = steps[f"Then {PITR}"]
+    assert f'id="line-{line}"' in drifted_site.page()  # each hit links to its checklist item
+    assert "fetch(" not in code and "http" not in code.split("*/", 1)[1]  # no network: works from file://
+
+
+def test_the_search_finds_a_step_by_a_word_of_its_text(drifted_site, tmp_path):
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node not installed")
+    entries, code = search_parts(drifted_site.page("index.html"))
+    (tmp_path / "search.js").write_text(code)
+    (tmp_path / "index.json").write_text(json.dumps(entries))
+    program = ("const {search} = require(process.argv[1]); const fs = require('fs');"
+               "const index = JSON.parse(fs.readFileSync(process.argv[2], 'utf8'));"
+               "console.log(JSON.stringify([search(index, 'POINT-IN-TIME tenants'), search(index, 'nothing-like-this'),"
+               "search(index, '')]));")
+    proc = subprocess.run([node, "-e", program, str(tmp_path / "search.js"), str(tmp_path / "index.json")],
+                          capture_output=True, text=True, timeout=60, check=True)
+    hits, none, empty = json.loads(proc.stdout)
+    (hit,) = hits
+    assert hit["url"] == "deployment/post_deploy_validation.html"
+    assert [s["text"] for s in hit["steps"]] == [f"Then {PITR}"]
+    assert hit["steps"][0]["url"].startswith("deployment/post_deploy_validation.html#line-")
+    assert none == [] and empty == []
+
+
+def test_the_search_runs_in_the_browser_from_the_address(drifted_site, tmp_path):
+    index = (drifted_site.out / "index.html").as_uri()
+    dom = run_chromium(tmp_path, "--dump-dom", index + "#q=recovery%20enabled").decode()
+    results = re.search(r'<ol id="search-results"[^>]*>(.*?)</ol>\s*</form>', dom, re.S).group(1)
+    assert PITR in results  # the DOM as serialised: text quotes are not escaped
+    assert 'href="deployment/post_deploy_validation.html#line-' in results
+    dom = run_chromium(tmp_path, "--dump-dom", index + "#q=zzz-no-such-step").decode()
+    assert "Nothing matches" in dom
 
 
 def test_css_colours_match_the_test(drifted_site):
@@ -398,3 +505,145 @@ def test_secret_variables_stay_unresolved_in_every_page(tmp_path):
     assert "aws s3api head-bucket --bucket public-bucket" in pages["check.html"]
     assert "aws s3api head-bucket --bucket {token}" in pages["check.html"]
     assert '- [ ] **Then** the S3 bucket "{token}" exists — **PASS**' in pages["check.md"]
+
+
+# The index's order, the template, overdue reviews, defaults and procedure runs --------------------------------
+def runbook_feature(name: str, severity: str, reviewed: str = "2026-01-01") -> str:
+    return (f"@owner:ops @severity:{severity} @reviewed:{reviewed} @operational\nFeature: {name}\n\n"
+            "  Scenario: Checks\n    Then the S3 bucket \"b\" exists\n    * manual: tell the team\n")
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """Runbooks of several severities and the template, with a results.json in which some of them fail."""
+    write_config(tmp_path, '[environments.test]\naws = { target = "moto", region = "eu-west-1" }\n')
+    features = tmp_path / "features"
+    (features / "ops").mkdir(parents=True)
+    runbooks = {"ops/a.feature": ("A high, three failures", "high", 3),
+                "ops/b.feature": ("B critical, one", "critical", 1),
+                "ops/c.feature": ("C high, five failures", "high", 5), "ops/d.feature": ("D low, passes", "low", 0),
+                "TEMPLATE.feature": ("Runbook template", "info", 2)}
+    records = []
+    for path, (title, severity, failures) in runbooks.items():
+        (features / path).write_text(runbook_feature(title, severity))
+        for n in range(max(failures, 1)):
+            records.append(StepRecord(runbook=f"features/{path}", scenario="Checks", step='the S3 bucket "b" exists',
+                                      outcome=Outcome.FAIL if failures else Outcome.PASS, line=5,
+                                      keyword="Then", environment="test", severity=severity, observed=f"missing {n}"))
+    (tmp_path / "reports").mkdir()
+    write_results_json(tmp_path / "reports" / "results.json",
+                       {"environment": "test", "finished_at": "2026-03-01T10:00:00+00:00"}, records)
+    return tmp_path
+
+
+def test_failing_runbooks_are_ordered_by_severity_then_failures_and_the_template_is_apart(project):
+    code, out, err = cli("render", "--config", str(project / "runbooks.toml"), "--out", str(project / "site"))
+    assert code == 0, out + err
+    assert f"from results {project / 'reports' / 'results.json'}" in out  # the default results.json
+    index = (project / "site" / "index.html").read_text()
+    failing = re.search(r"<h2>Runbooks with failing steps</h2>.*?</section>", index, re.S).group(0)
+    assert re.findall(r'\.html">([^<]+)</a>', failing) == ["B critical, one", "C high, five failures",
+                                                          "A high, three failures"]
+    assert "Runbook template" not in failing and "D low" not in failing
+    template = index[index.index('<h2 id="template">Template</h2>'):]
+    assert '<a href="general/TEMPLATE.html">Runbook template</a>' in template
+    body = index.split('<script type="application/json"')[0]  # the search may find it, as any page
+    assert body.count("Runbook template") == 1  # not in the category tables, nor the views
+    assert "4 runbook(s)." in index
+    md = (project / "site" / "index.md").read_text()
+    assert md.index("B critical, one") < md.index("C high, five") < md.index("A high, three")
+    assert "## Template" in md and "- [Runbook template](general/TEMPLATE.md) `features/TEMPLATE.feature`" in md
+    page = (project / "site" / "general" / "TEMPLATE.html").read_text()
+    assert "runs it only when it is named" in page
+
+
+def test_verify_leaves_the_template_out_unless_it_is_named(tmp_path):
+    write_config(tmp_path, "[environments.test]\n")
+    (tmp_path / "features" / "ops").mkdir(parents=True)
+    manual = ("@owner:ops @severity:low @reviewed:2026-01-01 @operational\n"
+              "Feature: {}\n  Scenario: S\n    Given manual: x\n")
+    (tmp_path / "features" / "TEMPLATE.feature").write_text(manual.format("Template"))
+    (tmp_path / "features" / "ops" / "a.feature").write_text(manual.format("A"))
+    reports = tmp_path / "reports"
+    base = ["verify", "--config", str(tmp_path / "runbooks.toml"), "--no-history", "--report-dir", str(reports)]
+    code, out, err = cli(*base)
+    assert code == 0, out + err
+    assert [r["runbook"] for r in json.loads((reports / "results.json").read_text())["runbooks"]] == [
+        "features/ops/a.feature"]
+    assert "1 runbook(s)" in out and "[1/1] Runbook: A" in out
+    code, out, err = cli(*base, str(tmp_path / "features" / "TEMPLATE.feature"))
+    assert code == 0, out + err
+    assert [r["runbook"] for r in json.loads((reports / "results.json").read_text())["runbooks"]] == [
+        "features/TEMPLATE.feature"]
+
+
+def test_a_review_older_than_the_max_age_is_flagged(project):
+    from datetime import date
+
+    from runbooks.config import load_config
+    from runbooks.render import build
+    from runbooks.render import html as html_writer
+
+    config = load_config(project / "runbooks.toml")
+    (project / "features" / "ops" / "d.feature").write_text(runbook_feature("D low, passes", "low", "2025-01-01"))
+    site = build(config, [config.features], None, today=date(2026, 3, 1))
+    stale = {rb.title: rb.stale for rb in site.runbooks}
+    assert stale["D low, passes"] == "review overdue: last reviewed 424 days ago (more than 180)"
+    assert stale["A high, three failures"] == "" and stale["Runbook template"] == ""  # 59 days; the template: never
+    d = next(rb for rb in site.runbooks if rb.title == "D low, passes")
+    flag = '<span class="flag" title="review overdue: last reviewed 424 days ago (more than 180)">review overdue</span>'
+    assert flag in html_writer.runbook_page(site, d)
+    assert "1 runbook(s) with a review older than 180 days." in html_writer.index_page(site)
+    site = build(config, [config.features], None, max_age=500, today=date(2026, 3, 1))
+    assert not [rb for rb in site.runbooks if rb.stale]
+
+
+def test_render_reads_the_history_beside_the_config_by_default(project):
+    from runbooks.history import DEFAULT_PATH
+
+    history = History(project / DEFAULT_PATH)
+    run_id = history.start_run({"environment": "test", "started_at": "2026-02-01T10:00:00+00:00"})
+    history.add(run_id, StepRecord(runbook="features/ops/d.feature", scenario="Checks", step='the S3 bucket "b" exists',
+                                   outcome=Outcome.PASS, line=5, keyword="Then", environment="test"))
+    history.finish_run(run_id, {"finished_at": "2026-02-01T10:01:00+00:00"}, 0, "finished")
+    history.close()
+    config = str(project / "runbooks.toml")
+    code, out, err = cli("render", "--config", config, "--out", str(project / "site"))
+    assert code == 0, out + err
+    assert f"and history {project / DEFAULT_PATH} (1 run(s))" in out
+    page = (project / "site" / "ops" / "d.html").read_text()
+    assert "Last fully verified in test: <b>2026-02-01 10:01 UTC</b>." in page
+    code, out, err = cli("render", "--config", config, "--out", str(project / "bare"), "--no-results", "--no-history")
+    assert code == 0 and len(out.splitlines()) == 1, out
+    assert 'class="history"' not in (project / "bare" / "ops" / "d.html").read_text()
+    code, out, err = cli("render", "--config", config, "--out", str(project / "x"), "--history", str(project / "nope"))
+    assert code == 2 and f"--history {project / 'nope'}: no such file" in err
+
+
+def test_procedure_runs_are_listed_with_their_timelines(project):
+    pytest.importorskip("runbooks.timeline")
+    from runbooks.history import DEFAULT_PATH
+
+    history = History(project / DEFAULT_PATH)
+    run_id = history.start_run({"environment": "test", "started_at": "2026-02-02T08:00:00+00:00", "kind": "procedure",
+                                "runbook": "features/ops/a.feature", "operator": "alice"})
+    history.add(run_id, StepRecord(runbook="features/ops/a.feature", scenario="Checks", step="manual: tell the team",
+                                   outcome=Outcome.MANUAL, line=6, keyword="*", environment="test"))
+    history.finish_run(run_id, {"finished_at": "2026-02-02T08:30:00+00:00", "runbook": "features/ops/a.feature",
+                                "operator": "alice"}, 0, "finished")
+    history.close()
+    import sqlite3
+
+    with contextlib.closing(sqlite3.connect(project / DEFAULT_PATH)) as db:
+        if "kind" not in {row[1] for row in db.execute("PRAGMA table_info(runs)")}:
+            pytest.skip("this history has no runs.kind column (procedure runs) yet")
+    code, out, err = cli("render", "--config", str(project / "runbooks.toml"), "--out", str(project / "site"))
+    assert code == 0, out + err
+    index = (project / "site" / "index.html").read_text()
+    listed = index[index.index('<h2 id="procedure-runs">Procedure runs</h2>'):]
+    assert f'<a href="procedures/{run_id}.md">2026-02-02 08:00 UTC</a>' in listed and "by alice" in listed
+    timeline = (project / "site" / "procedures" / f"{run_id}.md").read_text()
+    assert timeline.startswith("# Procedure: ") and "tell the team" in timeline
+    page = (project / "site" / "ops" / "a.html").read_text()
+    assert f'<a href="../procedures/{run_id}.md">' in page
+    assert "Not fully verified in test in the 0 run(s)" in page  # a procedure run is no verification

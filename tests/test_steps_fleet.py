@@ -18,11 +18,10 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from runbooks import cli
+from runbooks import cli, testing
 from runbooks.result import Outcome
 from runbooks.session import Session
 from runbooks.steps.aws_fleet import (
-    STUB_WORKERS,
     fleet_buckets_block_public_access,
     fleet_buckets_encrypted,
     fleet_buckets_tagged,
@@ -32,7 +31,7 @@ from runbooks.steps.aws_fleet import (
     validate_glob,
 )
 from runbooks.steps.aws_s3 import BLOCK_FLAGS, bucket_versioning_enabled
-from tests.conftest import evaluate, write_config
+from tests.conftest import evaluate, make_run, write_config
 from tests.support.moto_iam import EnforcingMoto, iam_moto  # noqa: F401
 
 REGION = "eu-west-1"
@@ -206,8 +205,60 @@ def test_memo_and_bounded_pool(moto_run: Session) -> None:
     # the tag index, 10 bucket blocks + the account's block (GetCallerIdentity for its account id)
     assert sent == Counter({"ListBuckets": 1, "GetBucketVersioning": 20, "GetResources": 1,
                             "GetPublicAccessBlock": 11, "GetCallerIdentity": 1})
-    fleet_threads = {name for name in threads if name.startswith("fleet")}
-    assert 1 < len(fleet_threads) <= STUB_WORKERS
+    pool_threads = {name for name in threads if name.startswith("runbooks-aws")}
+    assert 1 < len(pool_threads) <= moto_run.aws.settings.workers == 4  # one pool for every step of the run
+
+
+def test_tag_pages_are_read_in_parallel_for_the_matching_resources_only(moto_run: Session) -> None:
+    """250 matching buckets: their ARNs go to GetResources 100 a call, the calls on the run's pool at once."""
+    s3 = boto3.client("s3", region_name=REGION)
+    for i in range(250):
+        s3.create_bucket(Bucket=f"many-{i:03d}", CreateBucketConfiguration={"LocationConstraint": REGION})
+        s3.put_bucket_tagging(Bucket=f"many-{i:03d}", Tagging={"TagSet": [{"Key": "owner", "Value": "x"}]})
+    make_bucket(s3, "many-untagged", tags={})
+    make_bucket(s3, "other-x", tags={})  # does not match: its tags are never asked for
+    asked: list[list[str]] = []
+    threads: set[str] = set()
+    lock = threading.Lock()
+
+    def record(params: dict[str, Any], **_: Any) -> None:
+        with lock:
+            threads.add(threading.current_thread().name)
+            if "PaginationToken" not in params:
+                asked.append(list(params["ResourceARNList"]))
+
+    moto_run.aws.client("resourcegroupstaggingapi").meta.events.register(
+        "provide-client-params.resource-groups-tagging-api.GetResources", record)
+    result = evaluate(moto_run, fleet_buckets_tagged, pattern="many-*", key="owner")
+    assert (result.outcome, result.observed) == (Outcome.FAIL, "1 of 251 buckets without tag 'owner': many-untagged")
+    assert sorted(len(arns) for arns in asked) == [51, 100, 100]
+    assert sorted(arn for arns in asked for arn in arns) == sorted(
+        [f"arn:aws:s3:::many-{i:03d}" for i in range(250)] + ["arn:aws:s3:::many-untagged"])
+    assert len(threads) > 1 and all(name.startswith("runbooks-aws") for name in threads)
+
+
+def test_all_regions_list_every_region_at_once(tmp_path: Path) -> None:
+    """A scenario run per region: the first region's step lists the tables of every region in parallel;
+    the other regions' steps find their listing read (and each judges only its own region's tables)."""
+    regions = ["eu-west-1", "us-east-1", "ap-southeast-2"]
+    run = make_run(tmp_path, f'aws = {{ target = "moto", region = "eu-west-1", regions = {json.dumps(regions)} }}\n')
+    try:
+        for region in regions:
+            make_table(boto3.client("dynamodb", region_name=region), f"acme-{region}", pitr=region != "us-east-1")
+        listed: Counter[str] = Counter()
+        for region in regions:
+            run.aws.client("dynamodb", region).meta.events.register(
+                "before-call.dynamodb.ListTables", lambda region=region, **_: listed.update([region]))
+        outcomes = {"eu-west-1": testing.evaluate(run, fleet_tables_pitr, region="eu-west-1", pattern="acme-*")}
+        assert listed == Counter(regions)  # the first region's step listed them all
+        outcomes |= {region: testing.evaluate(run, fleet_tables_pitr, region=region, pattern="acme-*")
+                     for region in regions[1:]}
+    finally:
+        run.stop()
+    assert listed == Counter(regions)  # once per region for the whole run
+    assert outcomes["us-east-1"].observed == "1 of 1 table without point-in-time recovery enabled: acme-us-east-1"
+    assert outcomes["ap-southeast-2"].observed == "the one matching table with point-in-time recovery enabled"
+    assert outcomes["eu-west-1"].resource == "DynamoDB tables matching 'acme-*' (eu-west-1)"
 
 
 # --- one bucket the checker may not read ----------------------------------------------------------

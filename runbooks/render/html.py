@@ -1,16 +1,23 @@
-"""The site as HTML: plain pages with the stylesheet inlined (``templates/render.css``), no JavaScript."""
+"""The site as HTML: plain pages with the stylesheet inlined (``templates/render.css``); the index alone has a
+script, the search (``templates/search.js`` over an inline JSON index: no CDN, works from ``file://``)."""
 
 from __future__ import annotations
 
 import functools
+import json
 import re
 from html import escape
 from importlib.resources import files as package_files
 from typing import Any
 from urllib.parse import quote
 
+from ..formatting import severity_rank
 from ..result import Outcome
 from .model import Block, Problem, Runbook, Section, Site, Step, code_spans, outcome_word, percent
+from .trends import ProcedureRun, TrendPoint
+
+TREND_WORDS = {"pass": "passed", "fail": "failed", "error": "could not be checked", "waived": "waived",
+               "none": "nothing automated ran"}
 
 _RUNBOOK_PATH = re.compile(r"(?<![\w/])features/[\w./-]*[\w/]")
 
@@ -37,17 +44,75 @@ def tags(names: list[str]) -> str:
 
 
 @functools.cache
+def template(name: str) -> str:
+    return package_files("runbooks").joinpath(f"templates/{name}").read_text(encoding="utf-8")
+
+
 def stylesheet() -> str:
-    return package_files("runbooks").joinpath("templates/render.css").read_text(encoding="utf-8")
+    return template("render.css")
 
 
-def document(title: str, body: str) -> str:
+def document(title: str, body: str, script: str = "") -> str:
     return (
         '<!doctype html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
         f"<title>{esc(title)}</title>\n<style>\n{stylesheet()}</style>\n</head>\n<body>\n<main>\n{body}\n</main>\n"
-        "</body>\n</html>\n"
+        f"{script}</body>\n</html>\n"
     )
+
+
+def script_json(value: Any) -> str:
+    """JSON safe inside <script>: no '<', '>' or '&' that could end the element or start a comment."""
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+# History: trends, last verification, review age, procedure runs ---------------------------------------------
+def trend_svg(points: list[TrendPoint]) -> str:
+    """The last runs as small coloured bars, oldest first, each with its date and outcome as a tooltip."""
+    if not points:
+        return '<span class="trend none">no runs</span>'
+    label = f"last {len(points)} run(s), oldest first: " + ", ".join(p.outcome for p in points)
+    bars = "".join(
+        f'<rect class="t-{esc(p.outcome)}" x="{i * 9}" y="{2 if p.outcome == "pass" else 0}" width="7" '
+        f'height="{14 if p.outcome == "pass" else 16}" rx="1"><title>{esc(p.when)} · {esc(p.environment)} · '
+        f"{esc(TREND_WORDS.get(p.outcome, p.outcome))}</title></rect>" for i, p in enumerate(points))
+    return (f'<svg class="trend" role="img" aria-label="{esc(label)}" width="{len(points) * 9}" height="16" '
+            f'viewBox="0 0 {len(points) * 9} 16">{bars}</svg>')
+
+
+def verified_text(rb: Runbook) -> str:
+    found = rb.last_verified
+    return f"{found.when[:10]}" if found else "never"
+
+
+def review(rb: Runbook, below: bool = False) -> str:
+    """The review date, flagged when it is older than the site's --max-age (lint's rule)."""
+    flag = f'{"<br>" if below else " "}<span class="flag" title="{esc(rb.stale)}">review overdue</span>'
+    return esc(rb.reviewed) + (flag if rb.stale else "")
+
+
+def history_box(site: Site, rb: Runbook) -> str:
+    if site.history is None:
+        return ""
+    where = f" in {esc(site.history.environment)}" if site.history.environment else ""
+    found = rb.last_verified
+    verified = (f"Last fully verified{where}: <b>{esc(found.when)}</b>"
+                + ("" if site.history.environment else f" ({esc(found.environment)})") + "."
+                if found else f"Not fully verified{where} in the {site.history.runs} run(s) of the history.")
+    trend = (f" Last {len(rb.trend)} run(s), oldest first: {trend_svg(rb.trend)}" if rb.trend
+             else " No run of it in the history.")
+    return f'<p class="history" id="history">{verified}{trend}</p>'
+
+
+def procedure_list(runs: list[ProcedureRun], up: str, with_runbook: bool, links: dict[str, str]) -> str:
+    items = []
+    for p in runs:
+        runbook = f" · {inline(p.runbook, links)}" if with_runbook and p.runbook else ""
+        operator = f" · by {esc(p.operator)}" if p.operator else ""
+        items.append(f'<li><a href="{up}{url(p.page)}.md">{esc(p.when)}</a> · {esc(p.run.environment)}{runbook}'
+                     f"{operator} · {esc(p.run.status)}</li>")
+    return '<ul class="procedures">' + "".join(items) + "</ul>"
 
 
 # Prose -------------------------------------------------------------------------------------------------------
@@ -107,9 +172,12 @@ def runbook_page(site: Site, rb: Runbook) -> str:
         f'<a href="{up}index.html#category-{esc(rb.category)}">{esc(rb.category)}</a></nav>',
         f"<h1>{esc(rb.title)}</h1>",
         f'<p class="meta"><span class="sev sev-{esc(rb.severity)}">{esc(rb.severity)}</span> '
-        f"owner <b>{esc(rb.owner)}</b> · reviewed {esc(rb.reviewed)} · <code>{esc(rb.source)}</code></p>",
+        f"owner <b>{esc(rb.owner)}</b> · reviewed {review(rb)} · <code>{esc(rb.source)}</code></p>",
         f'<p class="tags">{tags(rb.tags)}</p>',
+        ('<p class="note template">The runbook template: copy it for a new runbook. <code>runbooks verify</code> '
+         "runs it only when it is named.</p>") if rb.template else "",
         summary(site, rb),
+        history_box(site, rb),
         f'<nav class="toc">{" ".join(toc)}</nav>',
         description(rb.description, known),
         '<h2 id="procedure">Procedure</h2>',
@@ -126,6 +194,9 @@ def runbook_page(site: Site, rb: Runbook) -> str:
             out.append(f'<p class="tags">{tags(shown)}</p>')
         out.append(troubleshooting(sc.description, known))
         out.append(checklist(sc.steps, verified, in_background=False))
+    if rb.procedures:  # guided runs of it (`runbooks run`), each with its timeline
+        out.append('<h2 id="procedure-runs">Procedure runs</h2>')
+        out.append(procedure_list(rb.procedures, up, with_runbook=False, links=known))
     out.append(f"<footer>Rendered by <code>runbooks render</code> from <code>{esc(rb.source)}</code>"
                + (f" and <code>{esc(site.run.file)}</code>" if site.run else "") + ".</footer>")
     return document(rb.title, "\n".join(out))
@@ -194,25 +265,31 @@ def step(s: Step, verified: bool, in_background: bool) -> str:
 
 # The index -----------------------------------------------------------------------------------------------------
 def index_page(site: Site) -> str:
-    out = ["<h1>Runbooks</h1>"]
-    note = f"{len(site.runbooks)} runbook(s)."
+    out = ["<h1>Runbooks</h1>", search_box()]
+    listed = [rb for rb in site.runbooks if not rb.template]
+    note = f"{len(listed)} runbook(s)."
     if site.run:
         note += f" Last verification: <b>{esc(site.run.where)}</b> at {esc(site.run.when)}."
         if site.failing:
-            out.append('<section class="summary fail"><h2>Runbooks with failing steps</h2><ol>' + "".join(
-                f'<li><a href="{url(rb.page)}.html">{esc(rb.title)}</a> — {len(rb.problems)} step(s): '
-                + ", ".join(sorted({outcome_word(p.outcome) for p in rb.problems})) + "</li>" for rb in site.failing
-            ) + "</ol></section>")
+            out.append('<section class="summary fail"><h2>Runbooks with failing steps</h2>'
+                       "<p>Most severe failure first, then the most failures.</p><ol>"
+                       + "".join(failing_item(rb) for rb in site.failing) + "</ol></section>")
+    if site.history:
+        where = f" of {esc(site.history.environment)}" if site.history.environment else ""
+        note += f" History: {site.history.runs} verification run(s){where}."
+    stale = [rb for rb in listed if rb.stale]
+    if stale:
+        note += f" {len(stale)} runbook(s) with a review older than {site.max_age} days."
     out.append(f'<p class="note">{note}</p>')
-    out.append('<nav class="toc">' + " ".join(f'<a href="#category-{esc(g.name)}">{esc(g.name)}</a>'
-                                              for g in site.categories)
-               + "".join(f' <a href="#{slug(title)}">{esc(title)}</a>' for title, _ in site.views) + "</nav>")
+    sections = [(f"category-{g.name}", g.name) for g in site.categories]
+    sections += [(slug(title), title) for title, _ in site.views]
+    sections += [("procedure-runs", "Procedure runs")] if site.procedures else []
+    sections += [("template", "Template")] if site.templates else []
+    out.append('<nav class="toc">' + " ".join(f'<a href="#{esc(anchor)}">{esc(name)}</a>' for anchor, name in sections)
+               + "</nav>")
     for group in site.categories:
         out.append(f'<h2 id="category-{esc(group.name)}">{esc(group.name)}</h2>')
-        out.append("<table><tr><th>Runbook</th><th>Severity</th><th>Owner</th><th>Reviewed</th><th>Coverage</th>"
-                   + ("<th>Last result</th>" if site.run else "") + "</tr>")
-        out += [index_row(rb, site.run is not None) for rb in group.runbooks]
-        out.append("</table>")
+        out.append(table(group.runbooks, site))
     out.append('<div class="views">')
     for title, found in site.views:
         out.append(f'<section><h2 id="{slug(title)}">{esc(title)}</h2>')
@@ -221,12 +298,55 @@ def index_page(site: Site) -> str:
             for g in found]
         out.append("</section>")
     out.append("</div>")
-    return document("Runbooks", "\n".join(out))
+    if site.procedures:  # guided runs (`runbooks run`, kind 'procedure' in the history), newest first
+        out.append('<h2 id="procedure-runs">Procedure runs</h2>')
+        out.append(procedure_list(site.procedures, "", with_runbook=True, links=link_targets(site, "")))
+    if site.templates:
+        out.append('<h2 id="template">Template</h2><p class="note">Copied for a new runbook; not a procedure: '
+                   "<code>runbooks verify</code> runs it only when it is named.</p>")
+        out.append("<ul>" + "".join(f'<li><a href="{url(rb.page)}.html">{esc(rb.title)}</a> '
+                                    f"<code>{esc(rb.source)}</code></li>" for rb in site.templates) + "</ul>")
+    return document("Runbooks", "\n".join(out), search_script(site))
 
 
-def index_row(rb: Runbook, verified: bool) -> str:
+def failing_item(rb: Runbook) -> str:
+    severity = min((p.severity for p in rb.problems), key=severity_rank)
+    return (f'<li><span class="sev sev-{esc(severity)}">{esc(severity)}</span> '
+            f'<a href="{url(rb.page)}.html">{esc(rb.title)}</a> — {len(rb.problems)} step(s): '
+            + ", ".join(sorted({outcome_word(p.outcome) for p in rb.problems})) + "</li>")
+
+
+def table(runbooks: list[Runbook], site: Site) -> str:
+    verified, history = site.run is not None, site.history is not None
+    head = ("<table><tr><th>Runbook</th><th>Severity</th><th>Owner</th><th>Reviewed</th><th>Coverage</th>"
+            + ("<th>Last result</th>" if verified else "") + ("<th>Verified · trend</th>" if history else "") + "</tr>")
+    return head + "".join(index_row(rb, verified, history) for rb in runbooks) + "</table>"
+
+
+def index_row(rb: Runbook, verified: bool, history: bool = False) -> str:
     done, total = rb.coverage
     return (f'<tr><td><a href="{url(rb.page)}.html">{esc(rb.title)}</a></td>'
             f'<td><span class="sev sev-{esc(rb.severity)}">{esc(rb.severity)}</span></td>'
-            f"<td>{esc(rb.owner)}</td><td>{esc(rb.reviewed)}</td><td>{done}/{total}</td>"
-            + (f"<td>{badge(rb.outcome)}</td>" if verified else "") + "</tr>")
+            f"<td>{esc(rb.owner)}</td><td>{review(rb, below=True)}</td><td>{done}/{total}</td>"
+            + (f"<td>{badge(rb.outcome)}</td>" if verified else "")
+            + (f'<td class="verified">{verified_text(rb)}<br>{trend_svg(rb.trend)}</td>' if history else "") + "</tr>")
+
+
+# The search ----------------------------------------------------------------------------------------------------
+def search_box() -> str:
+    return ('<form class="search" role="search" onsubmit="return false">'
+            '<label for="search">Search runbooks and steps</label> '
+            '<input type="search" id="search" name="q" autocomplete="off" '
+            'placeholder="e.g. versioning, stale lock, health/ready">'
+            '<ol id="search-results" aria-live="polite"></ol></form>')
+
+
+def search_index(site: Site) -> list[dict[str, Any]]:
+    """What the search looks in: per runbook its title, page, severity, category, tags and every step."""
+    return [{"t": rb.title, "u": f"{quote(rb.page)}.html", "s": rb.severity, "c": rb.category,
+             "g": " ".join(rb.tags), "st": [[line, text] for line, text in rb.search]} for rb in site.runbooks]
+
+
+def search_script(site: Site) -> str:
+    return (f'<script type="application/json" id="search-index">{script_json(search_index(site))}</script>\n'
+            f"<script>\n{template('search.js')}</script>\n")

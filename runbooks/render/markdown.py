@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
+from ..formatting import severity_rank
 from ..result import Outcome
 from .model import Block, Runbook, Section, Site, Step, code_spans, outcome_word, percent
+from .trends import ProcedureRun, TrendPoint
+
+SPARK = {"pass": "✓", "fail": "✗", "error": "!", "waived": "w", "none": "·"}  # a trend, one character per run
 
 
 def md(text: str) -> str:
@@ -32,6 +36,33 @@ def code(text: str) -> str:
 
 def outcome(o: Outcome | None) -> str:
     return f"**{outcome_word(o)}**"
+
+
+def sparkline(points: list[TrendPoint]) -> str:
+    """'✓✓✗✗✓' oldest first (✓ passed, ✗ failed, ! could not check, w waived, · nothing automated ran)."""
+    return "".join(SPARK.get(p.outcome, "?") for p in points) or "no runs"
+
+
+def reviewed(rb: Runbook) -> str:
+    return md(rb.reviewed) + (f" (**{md(rb.stale)}**)" if rb.stale else "")
+
+
+def history(site: Site, rb: Runbook) -> list[str]:
+    if site.history is None:
+        return []
+    where = f" in {md(site.history.environment)}" if site.history.environment else ""
+    found = rb.last_verified
+    line = (f"Last fully verified{where}: **{md(found.when)}**" + ("" if where else f" ({md(found.environment)})")
+            if found else f"Not fully verified{where} in the {site.history.runs} run(s) of the history")
+    if rb.trend:
+        line += f" · last {len(rb.trend)} run(s), oldest first: `{sparkline(rb.trend)}`"
+    return [line + ".", ""]
+
+
+def procedures(runs: list[ProcedureRun], up: str, with_runbook: bool) -> list[str]:
+    return [f"- [{md(p.when)}]({up}{quote(p.page)}.md) · {md(p.run.environment)}"
+            + (f" · {code(p.runbook)}" if with_runbook and p.runbook else "")
+            + (f" · by {md(p.operator)}" if p.operator else "") + f" · {md(p.run.status)}" for p in runs]
 
 
 def text(lines: list[str]) -> str:
@@ -70,12 +101,15 @@ def runbook_page(site: Site, rb: Runbook) -> str:
         "",
         f"# {md(rb.title)}",
         "",
-        f"Severity **{md(rb.severity)}** · owner **{md(rb.owner)}** · reviewed {md(rb.reviewed)} · "
+        f"Severity **{md(rb.severity)}** · owner **{md(rb.owner)}** · reviewed {reviewed(rb)} · "
         f"{code(rb.source)}",
         "",
         "Tags: " + " ".join(code("@" + t) for t in rb.tags),
         "",
+        *(["_The runbook template: copy it for a new runbook. `runbooks verify` runs it only when it is named._",
+           ""] if rb.template else []),
         *summary(site, rb),
+        *history(site, rb),
     ]
     for section in rb.description:
         if section.heading:
@@ -91,6 +125,8 @@ def runbook_page(site: Site, rb: Runbook) -> str:
             out += ["Tags: " + " ".join(code("@" + t) for t in sc.tags), ""]
         out += troubleshooting(sc.description)
         out += [line for s in sc.steps for line in step(s, verified)] + [""]
+    if rb.procedures:
+        out += ["## Procedure runs", "", *procedures(rb.procedures, rb.up, with_runbook=False), ""]
     return text(out)
 
 
@@ -127,28 +163,44 @@ def step(s: Step, verified: bool) -> list[str]:
 
 # The index -----------------------------------------------------------------------------------------------------
 def index_page(site: Site) -> str:
-    out = ["# Runbooks", "", f"{len(site.runbooks)} runbook(s)."]
+    listed = [rb for rb in site.runbooks if not rb.template]
+    out = ["# Runbooks", "", f"{len(listed)} runbook(s)."]
     if site.run:
         out[-1] += f" Last verification: {md(site.run.where)} at {md(site.run.when)}."
         if site.failing:
-            out += ["", "**Runbooks with failing steps:**", ""]
-            out += [f"- [{md(rb.title)}]({link(rb.page)}): {len(rb.problems)} step(s)" for rb in site.failing]
+            out += ["", "**Runbooks with failing steps** (most severe failure first, then the most failures):", ""]
+            out += [f"- {md(min((p.severity for p in rb.problems), key=severity_rank))}: "
+                    f"[{md(rb.title)}]({link(rb.page)}): {len(rb.problems)} step(s)" for rb in site.failing]
+    if site.history:
+        where = f" of {md(site.history.environment)}" if site.history.environment else ""
+        out[2] += (f" History: {site.history.runs} verification run(s){where}; a trend reads oldest first: "
+                   "✓ passed, ✗ failed, ! could not check, w waived, · nothing automated ran.")
     out.append("")
-    last = site.run is not None
+    last, trend = site.run is not None, site.history is not None
     for group in site.categories:
         out += [f"## {md(group.name)}", "",
-                "| Runbook | Severity | Owner | Reviewed | Coverage |" + (" Last result |" if last else ""),
-                "| --- | --- | --- | --- | --- |" + (" --- |" if last else "")]
-        out += [index_row(rb, last) for rb in group.runbooks] + [""]
+                "| Runbook | Severity | Owner | Reviewed | Coverage |" + (" Last result |" if last else "")
+                + (" Last fully verified | Trend |" if trend else ""),
+                "| --- | --- | --- | --- | --- |" + (" --- |" if last else "") + (" --- | --- |" if trend else "")]
+        out += [index_row(rb, last, trend) for rb in group.runbooks] + [""]
     for title, found in site.views:
         out += [f"## {title}", ""]
         for g in found:
             out += [f"### {md(g.name)}", ""] + [f"- [{md(rb.title)}]({link(rb.page)})" for rb in g.runbooks] + [""]
+    if site.procedures:
+        out += ["## Procedure runs", "", *procedures(site.procedures, "", with_runbook=True), ""]
+    if site.templates:
+        out += ["## Template", "", "Copied for a new runbook; `runbooks verify` runs it only when it is named.", ""]
+        out += [f"- [{md(rb.title)}]({link(rb.page)}) {code(rb.source)}" for rb in site.templates] + [""]
     return text(out)
 
 
-def index_row(rb: Runbook, last: bool) -> str:
+def index_row(rb: Runbook, last: bool, trend: bool = False) -> str:
     done, total = rb.coverage
-    cells = [f"[{cell(rb.title)}]({link(rb.page)})", cell(rb.severity), cell(rb.owner), cell(rb.reviewed),
-             f"{done}/{total}"]
-    return "| " + " | ".join(cells) + " |" + (f" {outcome(rb.outcome)} |" if last else "")
+    cells = [f"[{cell(rb.title)}]({link(rb.page)})", cell(rb.severity), cell(rb.owner),
+             cell(rb.reviewed) + (" (review overdue)" if rb.stale else ""), f"{done}/{total}"]
+    if last:
+        cells.append(outcome(rb.outcome))
+    if trend:
+        cells += [cell(rb.last_verified.when[:10]) if rb.last_verified else "never", f"`{sparkline(rb.trend)}`"]
+    return "| " + " | ".join(cells) + " |"

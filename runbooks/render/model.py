@@ -6,19 +6,35 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 from ..config import VARIABLE, Config, Environment
-from ..features import ScenarioDoc, StepDoc, discover, parse_feature, render_outline, sections
-from ..formatting import coverage
+from ..features import ScenarioDoc, StepDoc, discover, is_template, parse_feature, render_outline, sections
+from ..formatting import coverage, severity_rank
+from ..lint import DEFAULT_MAX_AGE
 from ..preflight import display_path
 from ..redact import Redactor
 from ..result import Outcome, StepRecord
+from .trends import HistoryView, ProcedureRun, TrendPoint
 
 SEVERITY_ORDER = ("critical", "high", "medium", "low", "info")
+# The seeds' taxonomy of the library (docs/runbook-library.md): the group of each folder of features/.
+TAXONOMY = {
+    "onboarding": "onboarding", "release": "development", "deployment": "deployment", "promotion": "deployment",
+    "operations": "operations", "monitoring": "operations", "scaling": "operations", "database": "operations",
+    "incident_response": "incident response", "troubleshooting": "incident response", "rollback": "recovery",
+    "backup_recovery": "recovery",
+}
+TAXONOMY_ORDER = ("onboarding", "development", "deployment", "operations", "incident response", "recovery")
+
+
+def taxonomy_group(category: str) -> str:
+    """The taxonomy group of a folder of features/ ("other" for a folder the taxonomy does not name)."""
+    return TAXONOMY.get(category, "other")
+
 # Which outcome a step or scenario shows when it ran several times (background, outline rows).
 _RANK = {Outcome.FAIL: 0, Outcome.ERROR: 1, Outcome.WAIVED: 2, Outcome.PASS: 3, Outcome.SKIPPED: 4, Outcome.MANUAL: 5}
 _CODE = re.compile(r"`([^`]+)`")
@@ -107,6 +123,7 @@ class Problem:
     observed: str
     line: int | None  # of the checklist item it is shown under
     why: list[tuple[str, str]]  # (label, value): evidence, then the scenario's resolution
+    severity: str = "unrated"  # of its scenario (or runbook)
 
 
 @dataclass(frozen=True)
@@ -127,6 +144,12 @@ class Runbook:
     outcome: Outcome | None
     counts: list[tuple[Outcome, int]]  # steps per outcome, worst first
     problems: list[Problem]
+    template: bool = False  # TEMPLATE.feature: shown apart, never run by `runbooks verify` unless named
+    stale: str = ""  # why its review is overdue ('' when it is not)
+    trend: list[TrendPoint] = field(default_factory=list)  # its last runs in the history, oldest first
+    last_verified: TrendPoint | None = None  # the latest run that verified all of it
+    procedures: list[ProcedureRun] = field(default_factory=list)  # guided runs of it (`runbooks run`)
+    search: list[tuple[int, str]] = field(default_factory=list)  # (line, keyword and text) of every step
 
     @property
     def up(self) -> str:
@@ -150,19 +173,33 @@ class Group:
 
 @dataclass(frozen=True)
 class Site:
-    runbooks: list[Runbook]  # in the order of the feature files
+    runbooks: list[Runbook]  # in the order of the feature files, the template included
     run: Run | None  # None when rendered without results
-    categories: list[Group]
-    views: list[tuple[str, list[Group]]]  # ("By severity", groups), ("By owner", groups)
+    categories: list[Group]  # without the template
+    views: list[tuple[str, list[Group]]]  # ("By taxonomy", groups), ("By severity", groups), ("By owner", ...)
     mentions: dict[str, Mention]  # features/ops/other.feature, features/ops/ -> where it is shown
+    history: HistoryView | None = None  # None when rendered without a history
+    max_age: int = DEFAULT_MAX_AGE  # days before a review is overdue (lint's --max-age)
 
     @property
     def failing(self) -> list[Runbook]:
-        return [rb for rb in self.runbooks if rb.problems]
+        """Runbooks with failing steps: the most severe failure first, then the most failures."""
+        failing = [rb for rb in self.runbooks if rb.problems and not rb.template]
+        return sorted(failing, key=lambda rb: (min(severity_rank(p.severity) for p in rb.problems), -len(rb.problems),
+                                               rb.title))
+
+    @property
+    def templates(self) -> list[Runbook]:
+        return [rb for rb in self.runbooks if rb.template]
+
+    @property
+    def procedures(self) -> list[ProcedureRun]:
+        return self.history.procedures if self.history else []
 
 
 # Building ----------------------------------------------------------------------------------------------------
-def build(config: Config, paths: list[Path], results: Results | None) -> Site:
+def build(config: Config, paths: list[Path], results: Results | None, history: HistoryView | None = None, *,
+          max_age: int = DEFAULT_MAX_AGE, today: date | None = None) -> Site:
     from ..registry import load_step_modules
 
     load_step_modules(config)
@@ -170,14 +207,17 @@ def build(config: Config, paths: list[Path], results: Results | None) -> Site:
     by_runbook: dict[str, list[StepRecord]] = defaultdict(list)
     for record in results.records if results else []:
         by_runbook[record.runbook].append(record)
-    runbooks = [_runbook(config, path, env, by_runbook) for path in discover(paths)]
+    today = today or date.today()
+    runbooks = [_runbook(config, path, env, by_runbook, history, max_age, today) for path in discover(paths)]
     features = display_path(config.features, config.root)
     mentions = {rb.source: Mention(page=rb.page) for rb in runbooks}
-    mentions |= {f"{features}/{rb.category}/": Mention(category=rb.category) for rb in runbooks}
-    views = [("By severity", groups(runbooks, lambda rb: rb.severity, SEVERITY_ORDER)),
-             ("By owner", groups(runbooks, lambda rb: rb.owner))]
-    return Site(runbooks, _run(results) if results else None, groups(runbooks, lambda rb: rb.category), views,
-                mentions)
+    mentions |= {f"{features}/{rb.category}/": Mention(category=rb.category) for rb in runbooks if not rb.template}
+    listed = [rb for rb in runbooks if not rb.template]
+    views = [("By taxonomy", groups(listed, lambda rb: taxonomy_group(rb.category), TAXONOMY_ORDER)),
+             ("By severity", groups(listed, lambda rb: rb.severity, SEVERITY_ORDER)),
+             ("By owner", groups(listed, lambda rb: rb.owner))]
+    return Site(runbooks, _run(results) if results else None, groups(listed, lambda rb: rb.category), views,
+                mentions, history, max_age)
 
 
 def _run(results: Results) -> Run:
@@ -202,8 +242,8 @@ def groups(runbooks: list[Runbook], key: Callable[[Runbook], str], order: tuple[
             for name in sorted(found, key=lambda n: (rank.get(n, len(rank)), n))]
 
 
-def _runbook(config: Config, path: Path, env: Environment | None, by_runbook: dict[str, list[StepRecord]]
-             ) -> Runbook:
+def _runbook(config: Config, path: Path, env: Environment | None, by_runbook: dict[str, list[StepRecord]],
+             history: HistoryView | None, max_age: int, today: date) -> Runbook:
     doc = parse_feature(path)
     source = display_path(path, config.root)
     try:
@@ -227,14 +267,32 @@ def _runbook(config: Config, path: Path, env: Environment | None, by_runbook: di
         scenarios.append(Scenario(sc.name, sc.line, [t.name for t in sc.tags], description_sections(sc.description),
                                   steps, worst([r for r in records if r.scenario == sc.name])))
     anchors = {id(r): s.line for s, rs in background_matched + [p for ps in matched for p in ps] for r in rs}
+    template = is_template(path)
+    reviewed = doc.tag_value("reviewed") or "never"
+    severity = doc.tag_value("severity") or "unrated"
+    search = [(s.line, f"{s.keyword} {s.text}".strip()) for s in background + [s for sc in scenarios for s in sc.steps]]
     return Runbook(
         title=doc.name or source, source=source, page=page, category=category,
-        severity=doc.tag_value("severity") or "unrated", owner=doc.tag_value("owner") or "unowned",
-        reviewed=doc.tag_value("reviewed") or "never", tags=[t.name for t in doc.tags],
+        severity=severity, owner=doc.tag_value("owner") or "unowned",
+        reviewed=reviewed, tags=[t.name for t in doc.tags],
         description=description_sections(doc.description), background=background, scenarios=scenarios,
         coverage=coverage(records) if records else (automated, total), ran=bool(records), outcome=worst(records),
-        counts=outcome_counts(records), problems=_problems(records, doc.scenarios, anchors),
+        counts=outcome_counts(records), problems=_problems(records, doc.scenarios, anchors, severity),
+        template=template, stale="" if template else review_overdue(reviewed, max_age, today),
+        trend=history.trend(source) if history else [],
+        last_verified=history.last_verified(source, {sc.name for sc in doc.scenarios}) if history else None,
+        procedures=history.procedures_of(source) if history else [], search=search,
     )
+
+
+def review_overdue(reviewed: str, max_age: int, today: date) -> str:
+    """Why a runbook's ``@reviewed:`` date is overdue (lint's rule and age), or '' when it is not."""
+    try:
+        when = date.fromisoformat(reviewed)
+    except ValueError:
+        return "never reviewed (no valid @reviewed: date)"
+    age = (today - when).days
+    return f"review overdue: last reviewed {age} days ago (more than {max_age})" if age > max_age else ""
 
 
 def _matcher(records: list[StepRecord], env: Environment | None) -> Callable[[ScenarioDoc, StepDoc], list[StepRecord]]:
@@ -287,7 +345,8 @@ def _runs_note(records: list[StepRecord], outcome: Outcome | None) -> str:
     return f"{outcome_word(outcome).lower()} in {bad} of {len(records)} runs"
 
 
-def _problems(records: list[StepRecord], scenarios: list[ScenarioDoc], anchors: dict[int, int]) -> list[Problem]:
+def _problems(records: list[StepRecord], scenarios: list[ScenarioDoc], anchors: dict[int, int],
+              severity: str = "unrated") -> list[Problem]:
     resolutions: dict[str, str] = {}
     for sc in scenarios:  # the first scenario of a name, as a record names its scenario
         resolutions.setdefault(sc.name, (sections(sc.description).get("resolution") or ("",))[0])
@@ -299,7 +358,7 @@ def _problems(records: list[StepRecord], scenarios: list[ScenarioDoc], anchors: 
         if resolutions.get(r.scenario):
             why.append(("resolution (from the runbook)", resolutions[r.scenario]))
         problems.append(Problem(r.outcome, step_keyword(r.keyword), r.step, r.scenario, r.observed,
-                                anchors.get(id(r)), why))
+                                anchors.get(id(r)), why, r.severity if r.severity != "unrated" else severity))
     return problems
 
 

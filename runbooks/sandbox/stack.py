@@ -22,6 +22,7 @@ class BucketSpec:
     public_access_block: bool = False
     tags: dict[str, str] = field(default_factory=dict)
     objects: list[str] = field(default_factory=list)
+    object_tags: dict[str, dict[str, str]] = field(default_factory=dict)  # key -> its tags (keys in objects)
     # {destination = "<bucket>", role = "<IAM role ARN>"}: one Enabled rule for every object
     replication: dict[str, str] | None = None
 
@@ -40,6 +41,11 @@ class TableSpec:
     # locks {state, who, operation, age_minutes}, written exactly as Terraform writes them.
     terraform_states: list[str] = field(default_factory=list)
     terraform_locks: list[dict[str, Any]] = field(default_factory=list)
+    billing_mode: str = "PAY_PER_REQUEST"  # or "PROVISIONED", with the units below
+    read_capacity: int = 5
+    write_capacity: int = 5
+    # Application Auto Scaling of a PROVISIONED table: {read = {min, max, target}, write = {...}}; {} none
+    autoscaling: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
 @dataclass
@@ -72,6 +78,40 @@ class AlarmSpec:
 
 
 @dataclass
+class UserSpec:
+    name: str
+    mfa: bool = False  # a virtual MFA device assigned
+    # {age_days, last_used_days (absent: never used), service, status}: age and last use are set in moto's
+    # record after creation (no API can backdate a key; AWS fills them in as time passes)
+    access_keys: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class TrailSpec:
+    name: str
+    bucket: str
+    multi_region: bool = True
+    log_file_validation: bool = True
+    logging: bool = True  # False: started, then stopped (StopLogging)
+
+
+@dataclass
+class MetricSpec:
+    name: str  # what a variant calls it
+    namespace: str
+    metric: str
+    dimensions: dict[str, str] = field(default_factory=dict)
+    unit: str = "Count"
+    values: list[float] = field(default_factory=list)  # one datapoint a minute, the most recent last
+
+
+@dataclass
+class AccountSpec:
+    root_mfa: bool = True
+    root_access_keys: bool = False
+
+
+@dataclass
 class ServiceSpec:
     ready_status: int = 200
     # What the API served before the run started it: where its counters start.
@@ -94,6 +134,10 @@ class Stack:
     backup_vaults: list[BackupVaultSpec] = field(default_factory=list)
     backup_plans: list[BackupPlanSpec] = field(default_factory=list)
     alarms: list[AlarmSpec] = field(default_factory=list)
+    users: list[UserSpec] = field(default_factory=list)
+    trails: list[TrailSpec] = field(default_factory=list)
+    metrics: list[MetricSpec] = field(default_factory=list)
+    account: AccountSpec = field(default_factory=AccountSpec)
     # TCP port of the reference API on 127.0.0.1 (0: any free port). Fixed in the shipped stack so
     # that runbooks can check the port on the host, as they would on a real API host.
     service_port: int = 0
@@ -105,6 +149,9 @@ _LISTS: dict[str, Any] = {
     "backup_vaults": BackupVaultSpec,
     "backup_plans": BackupPlanSpec,
     "alarms": AlarmSpec,
+    "users": UserSpec,
+    "trails": TrailSpec,
+    "metrics": MetricSpec,
 }
 
 
@@ -122,9 +169,11 @@ def load_stack(path: Path, variant: str = "healthy") -> Stack:
         service_data = {**data.get("service", {}), **overlay.get("service", {})}
         port = int(service_data.pop("port", 0))
         service = ServiceSpec(**service_data)
+        account = AccountSpec(**{**data.get("account", {}), **overlay.get("account", {})})
     except (TypeError, KeyError) as exc:
         raise ConfigError(f"invalid stack definition: {exc}", path) from None
-    return Stack(region=data.get("region", "us-east-1"), service=service, service_port=port, **lists)
+    return Stack(region=data.get("region", "us-east-1"), service=service, service_port=port, account=account,
+                 **lists)
 
 
 def _apply(base: list[dict[str, Any]], drift: list[dict[str, Any]], kind: Any, key: str) -> list[Any]:
@@ -171,6 +220,22 @@ def provision(stack: Stack, session: Any) -> None:
     cloudwatch = session.client("cloudwatch", region_name=stack.region)
     for alarm in stack.alarms:
         _create_alarm(cloudwatch, alarm)
+    for metric in stack.metrics:
+        _put_metric(cloudwatch, metric)
+    autoscaling = session.client("application-autoscaling", region_name=stack.region)
+    for table in stack.tables:
+        _autoscale_table(autoscaling, table)
+    iam = session.client("iam", region_name=stack.region)
+    for user in stack.users:
+        _create_user(iam, user, account, stack.region)
+    _set_root_account(stack.account, account)
+    cloudtrail = session.client("cloudtrail", region_name=stack.region)
+    for trail in stack.trails:
+        cloudtrail.create_trail(Name=trail.name, S3BucketName=trail.bucket, IsMultiRegionTrail=trail.multi_region,
+                                EnableLogFileValidation=trail.log_file_validation)
+        cloudtrail.start_logging(Name=trail.name)
+        if not trail.logging:  # someone called StopLogging
+            cloudtrail.stop_logging(Name=trail.name)
 
 
 def _create_bucket(s3: Any, region: str, b: BucketSpec) -> None:
@@ -220,6 +285,9 @@ def _create_bucket(s3: Any, region: str, b: BucketSpec) -> None:
         )
     for key in b.objects:
         s3.put_object(Bucket=b.name, Key=key, Body=b"{}")
+    for key, tags in b.object_tags.items():
+        s3.put_object_tagging(Bucket=b.name, Key=key,
+                              Tagging={"TagSet": [{"Key": k, "Value": v} for k, v in tags.items()]})
 
 
 def _create_table(ddb: Any, t: TableSpec, account: str, region: str) -> None:
@@ -242,8 +310,12 @@ def _create_table(ddb: Any, t: TableSpec, account: str, region: str) -> None:
         "TableName": t.name,
         "KeySchema": schema,
         "AttributeDefinitions": [{"AttributeName": a, "AttributeType": "S"} for a in sorted(attributes)],
-        "BillingMode": "PAY_PER_REQUEST",
+        "BillingMode": t.billing_mode,
     }
+    if t.billing_mode == "PROVISIONED":
+        units = {"ReadCapacityUnits": t.read_capacity, "WriteCapacityUnits": t.write_capacity}
+        kwargs["ProvisionedThroughput"] = units
+        gsis = [{**index, "ProvisionedThroughput": units} for index in gsis]
     if gsis:
         kwargs["GlobalSecondaryIndexes"] = gsis
     if t.tags:
@@ -305,3 +377,71 @@ def _create_alarm(cloudwatch: Any, a: AlarmSpec) -> None:
     )
     cloudwatch.set_alarm_state(AlarmName=a.name, StateValue=a.state,
                                StateReason=f"the reference stack declares this alarm {a.state}")
+
+
+def _autoscale_table(autoscaling: Any, t: TableSpec) -> None:
+    """Scalable targets and target tracking policies, as the data stack's aws_appautoscaling_* resources."""
+    for capacity, plan in t.autoscaling.items():
+        dimension = f"dynamodb:table:{capacity.title()}CapacityUnits"
+        autoscaling.register_scalable_target(
+            ServiceNamespace="dynamodb", ResourceId=f"table/{t.name}", ScalableDimension=dimension,
+            MinCapacity=int(plan["min"]), MaxCapacity=int(plan["max"]))
+        autoscaling.put_scaling_policy(
+            PolicyName=f"{t.name}-{capacity}-target-tracking", ServiceNamespace="dynamodb",
+            ResourceId=f"table/{t.name}", ScalableDimension=dimension, PolicyType="TargetTrackingScaling",
+            TargetTrackingScalingPolicyConfiguration={
+                "TargetValue": float(plan.get("target", 70.0)),
+                "PredefinedMetricSpecification": {
+                    "PredefinedMetricType": f"DynamoDB{capacity.title()}CapacityUtilization"},
+            })
+
+
+def _put_metric(cloudwatch: Any, m: MetricSpec) -> None:
+    """One datapoint a minute, the last half a minute ago: what the service published over the last minutes."""
+    now = datetime.now(UTC) - timedelta(seconds=30)
+    data = [{
+        "MetricName": m.metric,
+        "Dimensions": [{"Name": k, "Value": v} for k, v in m.dimensions.items()],
+        "Timestamp": now - timedelta(minutes=len(m.values) - 1 - i),
+        "Value": float(value),
+        "Unit": m.unit,
+    } for i, value in enumerate(m.values)]
+    for start in range(0, len(data), 500):  # PutMetricData takes at most 1,000 datapoints a call
+        cloudwatch.put_metric_data(Namespace=m.namespace, MetricData=data[start:start + 500])
+
+
+def _create_user(iam: Any, u: UserSpec, account: str, region: str) -> None:
+    iam.create_user(UserName=u.name)
+    if u.mfa:
+        serial = iam.create_virtual_mfa_device(VirtualMFADeviceName=u.name)["VirtualMFADevice"]["SerialNumber"]
+        iam.enable_mfa_device(UserName=u.name, SerialNumber=serial, AuthenticationCode1="123456",
+                              AuthenticationCode2="654321")
+    for spec in u.access_keys:
+        key_id = iam.create_access_key(UserName=u.name)["AccessKey"]["AccessKeyId"]
+        if spec.get("status", "Active") != "Active":
+            iam.update_access_key(UserName=u.name, AccessKeyId=key_id, Status=spec["status"])
+        _age_access_key(account, u.name, key_id, spec, region)
+
+
+def _age_access_key(account: str, user: str, key_id: str, spec: dict[str, Any], region: str) -> None:
+    """Make a key as old as the stack says, and record its last use. No API can do either (AWS fills them in
+    as time passes); the sandbox sets moto's record directly. Checks still read them through ListAccessKeys
+    and GetAccessKeyLastUsed."""
+    from moto.core.utils import utcnow
+    from moto.iam.models import AccessKeyLastUsed, iam_backends
+
+    [key] = [k for k in iam_backends[account]["aws"].get_user(user).access_keys if k.access_key_id == key_id]
+    key.create_date = utcnow() - timedelta(days=float(spec.get("age_days", 0)))
+    if "last_used_days" in spec:
+        key.last_used = AccessKeyLastUsed(utcnow() - timedelta(days=float(spec["last_used_days"])),
+                                          str(spec.get("service", "s3")), region)
+
+
+def _set_root_account(spec: AccountSpec, account: str) -> None:
+    """Root MFA and root access keys: no API sets either (only the root user, in the console); moto reports
+    neither, so the sandbox sets the account summary it answers GetAccountSummary with."""
+    from moto.iam.models import iam_backends
+
+    summary = iam_backends[account]["aws"].account_summary
+    summary._account_mfa_enabled = int(spec.root_mfa)
+    summary._account_access_keys_present = int(spec.root_access_keys)

@@ -1,10 +1,11 @@
 """Report sinks: everything that hears of a run's records — the console, results.json, JUnit, the
 history, drift and notifications. A new reporter is one class with the hooks it needs.
 
-The session calls, in order: ``on_start`` once the run has an id, ``on_scenario`` as each scenario
-begins, ``on_record`` for every step record (after waivers and redaction), ``on_scenario_end``, and
-``on_finish`` once at the end, after the status and exit code are final. Sinks run in the order
-given, so a sink may read what an earlier one produced (the report paths for the summary).
+Once collection ends, ``on_collected`` names the runbooks that will run. Then the session calls, in
+order: ``on_start`` once the run has an id, ``on_scenario`` as each scenario begins, ``on_record`` for
+every step record (after waivers and redaction), ``on_scenario_end``, and ``on_finish`` once at the end,
+after the status and exit code are final. Sinks run in the order given, so a sink may read what an
+earlier one produced (the report paths for the summary).
 """
 
 from __future__ import annotations
@@ -18,6 +19,9 @@ if TYPE_CHECKING:
 
 
 class Sink:
+    def on_collected(self, session: Session, runbooks: list[str]) -> None:
+        """Collection ended: the runbooks that will run, in order (before ``on_start``)."""
+
     def on_start(self, session: Session) -> None:
         """The run has started (it has a run id when the history is kept)."""
 

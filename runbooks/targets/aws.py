@@ -12,6 +12,7 @@ whether a configured profile applies, and where ``AWS_ENDPOINT_URL`` sends a liv
 
 from __future__ import annotations
 
+import contextvars
 import enum
 import importlib
 import importlib.util
@@ -19,19 +20,17 @@ import os
 import re
 import sys
 import threading
-from collections.abc import Callable, Hashable, Mapping
-from concurrent.futures import Future
+import time
+from collections.abc import Callable, Hashable, Iterable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
-import boto3
 import botocore.exceptions
-import botocore.session
 from botocore import xform_name
-from botocore.config import Config as BotoConfig
-from botocore.utils import ensure_boolean
+from botocore.retries.bucket import TokenBucket
 
 from ..deadlines import DeadlineReached
 from ..deadlines import current as current_deadline
@@ -40,7 +39,11 @@ from ..faults import Fault, FaultKind, register_classifier
 from . import Target, Where, register
 from .aws_faults import check_response, classify_bare_status, classify_transport
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # boto3, botocore's session and config: imported on first use (an HTTP-only run needs none)
+    import boto3
+    import botocore.session
+    from botocore.config import Config as BotoConfig
+
     from ..config import Config, Environment
     from ..iam_policy import SessionPolicy
     from ..resources import Resources
@@ -69,6 +72,30 @@ class ConfiguredEndpoint:
 
 
 @dataclass(frozen=True)
+class AwsAccount:
+    """One account a scenario tagged ``@all-accounts`` runs in (``aws.accounts``, or found by ``aws.organization``)."""
+
+    id: str  # 12 digits
+    name: str = ""  # how reports name it (scenario "Name [payments-prod/eu-west-1]"); default: the id
+    role_arn: str | None = None  # None: aws.role_name (or organization.role_name) in this account
+    external_id: str | None = None
+
+    @property
+    def label(self) -> str:
+        return self.name or self.id
+
+
+@dataclass(frozen=True)
+class Organization:
+    """``aws.organization``: the accounts are AWS Organizations' ACTIVE accounts whose name or id matches."""
+
+    role_name: str | None = None  # None: aws.role_name
+    include: tuple[str, ...] = ("*",)  # globs on the account's name or id
+    exclude: tuple[str, ...] = ()
+    external_id: str | None = None
+
+
+@dataclass(frozen=True)
 class AwsSettings:
     target: str = "moto"
     region: str = ""  # empty until resolve_aws fills it (config, AWS_REGION, AWS_DEFAULT_REGION, profile)
@@ -80,6 +107,11 @@ class AwsSettings:
     read_timeout: float = 15.0
     max_attempts: int = 5
     regions: tuple[str, ...] = ()  # scenarios tagged @all-regions run once per region (default: just `region`)
+    max_workers: int | None = None  # threads of the run's AWS pool (None: DEFAULT_WORKERS for the kind)
+    # scenarios tagged @all-accounts run once per account (see AwsTarget.accounts); none: just the run's own
+    accounts: tuple[AwsAccount, ...] = ()
+    role_name: str | None = None  # the role assumed in each account without a role_arn of its own
+    organization: Organization | None = None  # the accounts from AWS Organizations' ListAccounts
     # Filled by resolve_aws, never read from runbooks.toml:
     configured_endpoints: tuple[ConfiguredEndpoint, ...] = field(default=(), metadata={"resolved": True})
     resolved: bool = field(default=False, metadata={"resolved": True})
@@ -93,6 +125,11 @@ class AwsSettings:
         return tuple(self.regions) or (self.region,)
 
     @property
+    def workers(self) -> int:
+        """Requests the run keeps in flight: ``aws.max_workers`` (``--workers``), else the kind's default."""
+        return self.max_workers or DEFAULT_WORKERS.get(self.kind, NETWORK_WORKERS)
+
+    @property
     def summary(self) -> str:
         """Where this environment's AWS requests go, for the banner: "live, eu-west-1", "moto, us-east-1",
         "endpoint http://127.0.0.1:5000, us-east-1", "live, eu-west-1, endpoint http://... from AWS_ENDPOINT_URL"."""
@@ -100,9 +137,29 @@ class AwsSettings:
             return "no AWS"
         region = self.region or "no region"
         if self.kind is AwsKind.ENDPOINT:
-            return f"endpoint {self.endpoint_url}, {region}"
-        return ", ".join([self.target, region, *(str(e) for e in self.configured_endpoints)])
+            return f"endpoint {self.endpoint_url}, {region}" + self.accounts_summary
+        return ", ".join([self.target, region, *(str(e) for e in self.configured_endpoints)]) + self.accounts_summary
 
+    @property
+    def has_accounts(self) -> bool:
+        """Whether ``@all-accounts`` scenarios run per account here (``aws.accounts`` or ``aws.organization``)."""
+        return bool(self.accounts) or self.organization is not None
+
+    @property
+    def accounts_summary(self) -> str:
+        if self.organization is not None:
+            return ", accounts of the organization"
+        return f", {len(self.accounts)} account{'s' if len(self.accounts) != 1 else ''}" if self.accounts else ""
+
+
+# Threads of the run's AWS pool, and connections per client. Against AWS or an endpoint a request mostly
+# waits on the network (tens of ms), so many in flight pay off: benchmarks/fleet.py --latency-ms 30 (N=1000,
+# 2-core host) took 18.5-20.1 s with 16, 21.3-28.8 s with 8 and 21.6-22.4 s with 24 (by then the client and
+# the server are CPU-bound). The in-process stub is CPU-bound under the GIL: threads beyond the cores only
+# contend there.
+NETWORK_WORKERS = 16
+DEFAULT_WORKERS = {AwsKind.MOTO: 4}
+MAX_WORKERS = 128
 
 _AWS_KEYS = {f.name for f in fields(AwsSettings) if not f.metadata.get("resolved")} | {"url"}
 
@@ -113,6 +170,8 @@ def _type_problem(key: str, value: Any) -> str | None:
         if not isinstance(value, list) or not value or not all(isinstance(r, str) and r for r in value):
             return "must be a non-empty list of region names"
         return None
+    if key == "max_workers":
+        return workers_problem(value)
     kinds = expected.get(key, (str,))
     if isinstance(value, bool) or not isinstance(value, kinds):
         return "must be a number" if kinds != (str,) else "must be a string"
@@ -123,6 +182,27 @@ def _type_problem(key: str, value: Any) -> str | None:
     if key == "endpoint_url" and isinstance(value, str) and not re.match(r"^https?://", value):
         return f"must start with http:// or https://, got {value!r}"
     return None
+
+
+def workers_problem(value: Any) -> str | None:
+    """What is wrong with ``value`` as ``aws.max_workers`` / ``--workers``; None when it is fine."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_WORKERS:
+        return f"must be a whole number from 1 to {MAX_WORKERS} (requests in flight at once), got {value!r}"
+    return None
+
+
+def workers_option(text: str) -> int:
+    """``--workers`` (and ``--runbooks-workers``): requests in flight at once, 1 to MAX_WORKERS."""
+    import argparse
+
+    try:
+        value: Any = int(text)
+    except ValueError:
+        value = text
+    problem = workers_problem(value)
+    if problem:
+        raise argparse.ArgumentTypeError(problem)
+    return int(value)
 
 
 def parse_settings(raw: dict[str, Any] | None, where: Where) -> AwsSettings:
@@ -138,6 +218,7 @@ def parse_settings(raw: dict[str, Any] | None, where: Where) -> AwsSettings:
     fields = {k: v for k, v in raw.items() if k != "url"}
     if "url" in raw:
         fields["endpoint_url"] = raw["url"]
+    many: dict[str, Any] = {key: fields.pop(key) for key in ("accounts", "organization") if key in fields}
     for key, value in fields.items():
         problem = _type_problem(key, value)
         if problem:
@@ -145,13 +226,134 @@ def parse_settings(raw: dict[str, Any] | None, where: Where) -> AwsSettings:
             raise where.error(f"aws.{written} {problem}", "aws", written)
     if "regions" in fields:
         fields["regions"] = tuple(fields["regions"])
-    settings = AwsSettings(**fields)
+    settings = AwsSettings(**fields, **_parse_accounts(many, fields.get("role_name"), where))
     if settings.target not in AWS_TARGETS:
         raise where.error(f"aws.target must be one of {', '.join(AWS_TARGETS)} (got {settings.target!r})",
                           "aws", "target")
     if settings.kind is AwsKind.ENDPOINT and not settings.endpoint_url:
         raise where.error("aws.target 'endpoint' needs aws.url", "aws", "target")
     return settings
+
+
+ACCOUNT_ID = re.compile(r"^\d{12}$")
+ROLE_NAME = re.compile(r"^[\w+=,.@/-]{1,512}$")  # IAM: a role name, optionally behind its path
+ROLE_ARN = re.compile(r"^arn:aws[\w-]*:iam::(\d{12}):role/[\w+=,.@/-]+$")
+_ACCOUNT_KEYS = ("id", "name", "role_arn", "external_id")
+_ORGANIZATION_KEYS = ("role_name", "include", "exclude", "external_id")
+
+
+def _parse_accounts(raw: dict[str, Any], role_name: str | None, where: Where) -> dict[str, Any]:
+    """``aws.accounts`` (a list of ``{ id, name, role_arn, external_id }``) or ``aws.organization``
+    (``{ role_name, include, exclude, external_id }``), with ``aws.role_name`` for the accounts without a
+    role_arn of their own; every problem names the key's line."""
+    from ..names import did_you_mean
+
+    if role_name is not None and not ROLE_NAME.match(role_name):
+        raise where.error(f"aws.role_name must be an IAM role name such as 'runbooks-readonly', got {role_name!r}",
+                          "aws", "role_name")
+    if "accounts" in raw and "organization" in raw:
+        raise where.error("aws.accounts and aws.organization exclude each other: list the accounts, or find them "
+                          "in the organization", "aws", "organization")
+    if "organization" in raw:
+        org = raw["organization"]
+        if not isinstance(org, dict):
+            raise where.error("aws.organization must be a table: { role_name = \"...\", include = [\"prod-*\"] }",
+                              "aws", "organization")
+        for key in org:
+            if key not in _ORGANIZATION_KEYS:
+                raise where.error(f"unknown aws.organization key {key!r}" + did_you_mean(key, _ORGANIZATION_KEYS),
+                                  "aws", "organization")
+        for key in ("role_name", "external_id"):
+            if key in org and (not isinstance(org[key], str) or not org[key]):
+                raise where.error(f"aws.organization.{key} must be a non-empty string", "aws", "organization")
+        if "role_name" in org and not ROLE_NAME.match(org["role_name"]):
+            raise where.error(f"aws.organization.role_name must be an IAM role name, got {org['role_name']!r}",
+                              "aws", "organization")
+        if not org.get("role_name") and role_name is None:
+            raise where.error("aws.organization needs role_name: the role assumed in each account it finds",
+                              "aws", "organization")
+        for key in ("include", "exclude"):
+            value = org.get(key, [])
+            if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value) \
+                    or (key == "include" and not value and key in org):
+                raise where.error(f"aws.organization.{key} must be a list of account name (or id) patterns such as "
+                                  "\"prod-*\"", "aws", "organization")
+        return {"organization": Organization(
+            org.get("role_name"), tuple(org.get("include") or ("*",)), tuple(org.get("exclude", ())),
+            org.get("external_id"))}
+    if "accounts" not in raw:
+        if role_name is not None:
+            raise where.error("aws.role_name names the role assumed in each of aws.accounts or in the accounts of "
+                              "aws.organization; this environment has neither", "aws", "role_name")
+        return {}
+    listed = raw["accounts"]
+    if not isinstance(listed, list) or not listed:
+        raise where.error("aws.accounts must be a non-empty list of { id = \"111111111111\", name = \"...\", "
+                          "role_arn = \"...\" }", "aws", "accounts")
+    accounts: list[AwsAccount] = []
+    for number, entry in enumerate(listed, start=1):
+        what = f"aws.accounts entry {number}"
+        if not isinstance(entry, dict):
+            raise where.error(f"{what} must be a table {{ id = \"111111111111\", ... }}", "aws", "accounts")
+        for key in entry:
+            if key not in _ACCOUNT_KEYS:
+                raise where.error(f"{what}: unknown key {key!r}" + did_you_mean(key, _ACCOUNT_KEYS), "aws", "accounts")
+        for key, value in entry.items():
+            if not isinstance(value, str) or not value:
+                hint = " (quote it: a number loses leading zeros)" if key == "id" and isinstance(value, int) else ""
+                raise where.error(f"{what}: {key} must be a non-empty string{hint}", "aws", "accounts")
+        account_id = entry.get("id")
+        if account_id is None or not ACCOUNT_ID.match(account_id):
+            raise where.error(f"{what}: id must be an AWS account id of 12 digits, got {account_id!r}",
+                              "aws", "accounts")
+        what = f"aws.accounts {account_id}"
+        name = entry.get("name", "")
+        if any(ch in name for ch in "/[]") or name != name.strip():
+            raise where.error(f"{what}: name {name!r} may not contain '/', '[' or ']' (reports name a scenario "
+                              "'Name [account/region]')", "aws", "accounts")
+        arn = entry.get("role_arn")
+        if arn is not None:
+            match = ROLE_ARN.match(arn)
+            if match is None:
+                raise where.error(f"{what}: role_arn must be an IAM role ARN (arn:aws:iam::{account_id}:role/NAME), "
+                                  f"got {arn!r}", "aws", "accounts")
+            if match.group(1) != account_id:
+                raise where.error(f"{what}: role_arn {arn} is a role of account {match.group(1)}, not of "
+                                  f"{account_id}", "aws", "accounts")
+        elif role_name is None:
+            raise where.error(f"{what} needs role_arn, or set aws.role_name (the role assumed in every account)",
+                              "aws", "accounts")
+        accounts.append(AwsAccount(account_id, name, arn, entry.get("external_id")))
+    for label, values in (("id", [a.id for a in accounts]), ("name", [a.label for a in accounts])):
+        twice = sorted({v for v in values if values.count(v) > 1})
+        if twice:
+            raise where.error(f"aws.accounts: {label} {twice[0]!r} appears more than once", "aws", "accounts")
+    return {"accounts": tuple(accounts)}
+
+
+def hub_actions(settings: AwsSettings) -> tuple[str, ...]:
+    """What the run's base credentials do beyond the checks when the environment has accounts: assume the
+    role in each account, and (``aws.organization``) list the organization's accounts."""
+    if not settings.has_accounts:
+        return ()
+    return ("sts:AssumeRole",) + (("organizations:ListAccounts",) if settings.organization is not None else ())
+
+
+class NoAccounts(Exception):
+    """``aws.organization`` found no account to run in."""
+
+
+def _matches(account: Mapping[str, Any], pattern: str) -> bool:
+    from fnmatch import fnmatchcase
+
+    return fnmatchcase(str(account.get("Name", "")), pattern) or fnmatchcase(str(account.get("Id", "")), pattern)
+
+
+def _safe_label(name: str, account_id: str, shared: bool) -> str:
+    """An organization account's name as reports show it: no '/', '[' or ']'; with its id when another
+    account has the same name (names are not unique in an organization)."""
+    clean = re.sub(r"[/\[\]]", "-", name).strip() or account_id
+    return f"{clean} ({account_id})" if shared and clean != account_id else clean
 
 
 # What puts credentials in the environment; botocore reads them before any profile (the CI/OIDC case).
@@ -218,6 +420,11 @@ def resolved_environment(env: Environment, config: Config, environ: Mapping[str,
     return replace(env, aws=aws)
 
 
+def with_workers(env: Environment, workers: int | None) -> Environment:
+    """``env`` with ``workers`` as its ``aws.max_workers`` (``--workers``); unchanged when None."""
+    return env if workers is None else replace(env, aws=replace(env.aws, max_workers=workers))
+
+
 def _aws_line(path: Path, env_name: str) -> int | None:
     from ..config import _Locator
 
@@ -239,6 +446,8 @@ class _SharedConfig:
 
     def scoped(self) -> dict[str, Any]:
         if self._scoped is None:
+            import botocore.session
+
             session = botocore.session.Session(profile=self.name)
             session.set_config_variable("config_file", self.environ.get("AWS_CONFIG_FILE") or "~/.aws/config")
             session.set_config_variable("credentials_file",
@@ -260,6 +469,8 @@ class _SharedConfig:
         """The endpoint URLs botocore would take for clients built without one (boto3 >= 1.28)."""
         ignore = (self.environ.get("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS")
                   or self.value("ignore_configured_endpoint_urls"))
+        from botocore.utils import ensure_boolean
+
         if ignore and ensure_boolean(ignore):
             return ()
         prefix = "AWS_ENDPOINT_URL_"
@@ -506,6 +717,43 @@ def _retries_within_deadline(client: Any, max_attempts: int) -> None:
     events.register(event, needs_retry, unique_id=unique_id)
 
 
+class _DeadlineTokenBucket(TokenBucket):
+    """botocore's adaptive-mode token bucket, whose wait for a send token ends at the step's deadline."""
+
+    def acquire(self, amount: float = 1, block: bool = True) -> bool:
+        deadline = current_deadline()
+        if deadline is None or not block:
+            return bool(super().acquire(amount, block))
+        while True:
+            if deadline.passed():
+                raise deadline.reached()
+            try:
+                return bool(super().acquire(amount, block=False))
+            except botocore.exceptions.CapacityNotAvailableError:
+                # a token comes every 1/rate s; wake then, or at the deadline, whichever is first
+                time.sleep(max(min(amount / max(self.max_rate, 0.5), deadline.remaining()), 0.001))
+
+
+def _adaptive_within_deadline(client: Any) -> None:
+    """botocore's adaptive retry mode on ``client`` (made in standard mode): one client-side rate limiter
+    per client, which lowers the send rate on throttling answers and raises it again as calls succeed,
+    built as ``botocore.retries.adaptive.register_retry_handler`` builds it, except that the wait for a
+    send token ends at the step's deadline (:class:`_DeadlineTokenBucket`): with many threads queued on a
+    throttled client, botocore's own would let the last of them wait workers / 0.5 s past it."""
+    from botocore.retries import adaptive, bucket, standard, throttling
+
+    clock = bucket.Clock()
+    limiter = adaptive.ClientRateLimiter(
+        rate_adjustor=throttling.CubicCalculator(starting_max_rate=0, start_time=clock.current_time()),
+        rate_clocker=adaptive.RateClocker(clock),
+        token_bucket=_DeadlineTokenBucket(max_rate=1, clock=clock),
+        throttling_detector=standard.ThrottlingErrorDetector(retry_event_adapter=standard.RetryEventAdapter()),
+        clock=clock,
+    )
+    client.meta.events.register("before-send", limiter.on_sending_request)
+    client.meta.events.register("needs-retry", limiter.on_receiving_response)
+
+
 def _stub_gap_handler(target: str) -> Callable[..., None]:
     """A ``needs-retry`` handler: a gap is reported at once, without retries, as NotImplementedByTarget."""
 
@@ -619,6 +867,8 @@ class AwsTarget(Target):
         # (`runbooks verify`: the actions its runbooks need); None: every registered step's permissions.
         self.read_only_actions: tuple[str, ...] | None = None
         self._enforcing = False  # this run holds the process-wide guard (aws_readonly)
+        self._pool: ThreadPoolExecutor | None = None  # the run's one pool for AWS reads (see pool())
+        self._views: dict[str, AccountTarget] = {}  # the run's target in each account, by id (see account())
 
     @classmethod
     def parse(cls, raw: Any, where: Where) -> AwsSettings:
@@ -646,6 +896,14 @@ class AwsTarget(Target):
             self._enforcing = True
 
     def close(self) -> None:
+        with self._lock:
+            views, self._views = list(self._views.values()), {}
+        for view in views:  # before the pool: their reads run on it
+            view.close()
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:  # queued reads are dropped; those in flight end within their timeouts
+            pool.shutdown(wait=True, cancel_futures=True)
         if self._enforcing:
             from . import aws_readonly
 
@@ -661,17 +919,58 @@ class AwsTarget(Target):
         """This target, or a view of it whose default region is ``region``."""
         return self if region in (None, self.settings.region) else RegionView(self, region)
 
+    # many accounts (aws.accounts, aws.organization) -----------------------------------------------
+    def accounts(self) -> tuple[AwsAccount, ...]:
+        """The accounts ``@all-accounts`` scenarios run in: ``aws.accounts`` as listed, or the organization's
+        ACTIVE accounts whose name or id matches ``include`` and none of ``exclude``, by name (ListAccounts
+        with the run's base credentials, all pages, once per run). Empty: the environment has no accounts."""
+        org = self.settings.organization
+        if org is None:
+            return self.settings.accounts
+        pages = self.paginate("organizations", "list_accounts")
+        found = [a for page in pages for a in page.get("Accounts", [])
+                 if (a.get("State") or a.get("Status")) == "ACTIVE"
+                 and any(_matches(a, p) for p in org.include) and not any(_matches(a, p) for p in org.exclude)]
+        if not found:
+            raise NoAccounts(f"no ACTIVE account of the organization matches include {list(org.include)}"
+                             + (f" and not exclude {list(org.exclude)}" if org.exclude else "")
+                             + f" ({sum(len(page.get('Accounts', [])) for page in pages)} in the organization)")
+        names = [str(a.get("Name") or a["Id"]) for a in found]
+        accounts = [AwsAccount(str(a["Id"]), _safe_label(name, str(a["Id"]), names.count(name) > 1),
+                               external_id=org.external_id) for a, name in zip(found, names, strict=True)]
+        return tuple(sorted(accounts, key=lambda a: (a.label, a.id)))
+
+    def role_arn_of(self, account: AwsAccount) -> str:
+        """The role assumed in ``account``: its role_arn, else ``aws.role_name`` (or the organization's) there."""
+        if account.role_arn:
+            return account.role_arn
+        org = self.settings.organization
+        name = (org.role_name if org is not None else None) or self.settings.role_name
+        return f"arn:{self.partition()}:iam::{account.id}:role/{name}"
+
+    def account(self, account: AwsAccount) -> AccountTarget:
+        """The run's target in ``account``, made on first use (its role assumed when its first client is),
+        closed when the run ends."""
+        with self._lock:
+            view = self._views.get(account.id)
+            if view is None:
+                view = self._views[account.id] = AccountTarget(self, account)
+            return view
+
     def classify(self, exc: BaseException) -> Fault | None:
         return classify_aws(exc, self.target_name)
 
     def boto_config(self) -> BotoConfig:
+        from botocore.config import Config as BotoConfig
+
         return BotoConfig(
             region_name=self.settings.region,
-            # total_max_attempts counts the first try; botocore's own "max_attempts" would count retries only
-            retries={"mode": "adaptive", "total_max_attempts": self.settings.max_attempts},
+            # total_max_attempts counts the first try; botocore's own "max_attempts" would count retries only.
+            # "standard" here: client() adds adaptive mode's rate limiter itself, bounded by the deadline
+            retries={"mode": "standard", "total_max_attempts": self.settings.max_attempts},
             connect_timeout=self.settings.connect_timeout,
             read_timeout=self.settings.read_timeout,
-            max_pool_connections=16,
+            max_pool_connections=self.settings.workers,  # one connection per worker of the run's pool
             # a custom endpoint (moto server, LocalStack) serves buckets by path, not by host name, and
             # s3control's account id cannot be a host prefix of 127.0.0.1
             s3={"addressing_style": "path"} if self.settings.endpoint_url else None,
@@ -687,37 +986,59 @@ class AwsTarget(Target):
             return self._session
 
     def _make_session(self) -> boto3.Session:
+        import boto3
+
         s = self.settings
         session = boto3.Session(profile_name=s.profile, region_name=s.region)
         self._hook(session, guard=not s.role_arn)  # with a role, this session only assumes it
         if s.role_arn:
-            from . import aws_readonly
-
-            # the one client allowed to ask for credentials; it never leaves this method
-            sts = aws_readonly.exempt(session.client("sts", config=self.boto_config(), endpoint_url=s.endpoint_url))
-            params: dict[str, Any] = {"RoleArn": s.role_arn, "RoleSessionName": "runbooks-verify"}
-            if s.external_id:
-                params["ExternalId"] = s.external_id
-            if self.read_only:  # AWS itself refuses anything else to whoever holds these credentials
-                params["Policy"] = self.session_policy().document
-            creds = sts.assume_role(**params)["Credentials"]
-            session = boto3.Session(
-                aws_access_key_id=creds["AccessKeyId"],
-                aws_secret_access_key=creds["SecretAccessKey"],
-                aws_session_token=creds["SessionToken"],
-                region_name=s.region,
-            )
-            self._hook(session)
+            # AWS itself refuses anything else to whoever holds these credentials; with accounts, they also
+            # assume the role in each account (and list the organization's accounts)
+            policy = self.session_policy(hub_actions(s)).document if self.read_only else None
+            session = self._assume(session, s.role_arn, s.external_id, policy)
         return session
 
-    def session_policy(self) -> SessionPolicy:
-        """The inline session policy for aws.role_arn: the runbooks' read actions and the engine's own."""
+    def _assume(self, base: boto3.Session, role_arn: str, external_id: str | None, policy: str | None
+                ) -> boto3.Session:
+        """A guarded session of ``role_arn``, assumed with ``base``'s credentials and the session ``policy``."""
+        import boto3
+        import botocore.session
+
+        from . import aws_readonly
+
+        s = self.settings
+        # the one client allowed to ask for credentials; it never leaves this method
+        sts = aws_readonly.exempt(base.client("sts", config=self.boto_config(), endpoint_url=s.endpoint_url))
+        sts.meta.events.unregister("before-call.*.*", _guard)  # a guarded base: the run's own, for an account
+        params: dict[str, Any] = {"RoleArn": role_arn, "RoleSessionName": "runbooks-verify"}
+        if external_id:
+            params["ExternalId"] = external_id
+        if policy is not None:
+            params["Policy"] = policy
+        creds = sts.assume_role(**params)["Credentials"]
+        # the base's loader: the service models are read (and kept) once per run, not once per account
+        core = botocore.session.Session()
+        core.register_component("data_loader", base._session.get_component("data_loader"))
+        session = boto3.Session(
+            aws_access_key_id=creds["AccessKeyId"],
+            aws_secret_access_key=creds["SecretAccessKey"],
+            aws_session_token=creds["SessionToken"],
+            region_name=s.region,
+            botocore_session=core,
+        )
+        self._hook(session)
+        return session
+
+    def session_policy(self, extra: Iterable[str] = ()) -> SessionPolicy:
+        """The inline session policy for aws.role_arn (and each account's role): the runbooks' read actions
+        and the engine's own, plus ``extra``."""
         from ..iam_policy import registered_actions, session_policy
 
         actions = self.read_only_actions if self.read_only_actions is not None else registered_actions()
-        policy = session_policy(actions)
+        policy = session_policy([*actions, *extra])
         if policy.compressed:
-            _warn(f"the session policy for {self.settings.role_arn} uses wildcards per service "
+            role = self.settings.role_arn or "each account's role"
+            _warn(f"the session policy for {role} uses wildcards per service "
                   f"({', '.join(policy.actions)}): the exact actions exceed the 2048 characters AWS allows it")
         return policy
 
@@ -770,8 +1091,35 @@ class AwsTarget(Target):
                     same_host = _endpoint_host(self.settings.endpoint_url)
                     client.meta.events.register("before-sign.s3-control", same_host)
                 _retries_within_deadline(client, self.settings.max_attempts)
+                _adaptive_within_deadline(client)
                 self._clients[key] = client
             return self._clients[key]
+
+    def pool(self) -> ThreadPoolExecutor:
+        """The run's one thread pool for AWS reads, ``settings.workers`` threads (``aws.max_workers``,
+        ``--workers``): made on first use, shut down when the run ends. Every fleet step, tag page and region
+        listing shares it, so the run never has more requests in flight than its clients pool connections,
+        and each client's adaptive rate limiter sees all of the run's traffic to its service and region."""
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.settings.workers, thread_name_prefix="runbooks-aws")
+            return self._pool
+
+    def fan_out(self, fn: Callable[[_T], _R], items: Iterable[_T]) -> list[Future[_R]]:
+        """``fn(item)`` for every item on the run's pool, in order; each runs in a copy of the caller's
+        context, so the step (and its deadline) still hold in the worker. Called from one of the pool's own
+        threads, it runs them there one by one: a worker waiting for its own pool could wait forever."""
+        if getattr(_IN_POOL, "active", False):
+            return [_done(fn, item) for item in items]
+        pool = self.pool()
+        return [pool.submit(contextvars.copy_context().run, _pooled, fn, item) for item in items]
+
+    def partition(self, region: str | None = None) -> str:
+        """The ARN partition of ``region`` (default: the environment's): "aws", "aws-cn", "aws-us-gov"."""
+        try:
+            return str(self.session().get_partition_for_region(region or self.settings.region))
+        except Exception:  # noqa: BLE001 - a region botocore does not know: the commercial partition
+            return "aws"
 
     def call(self, service: str, operation: str, region: str | None = None, **params: Any) -> Any:
         """One un-memoised call through the guarded client (for reads that must stop early)."""
@@ -828,6 +1176,26 @@ class AwsTarget(Target):
         return str(self.read("sts", "get_caller_identity")["Account"])
 
 
+_T = TypeVar("_T")
+_R = TypeVar("_R")
+_IN_POOL = threading.local()  # .active: this thread is one of a run's pool workers
+
+
+def _pooled(fn: Callable[[_T], _R], item: _T) -> _R:
+    _IN_POOL.active = True
+    return fn(item)
+
+
+def _done(fn: Callable[[_T], _R], item: _T) -> Future[_R]:
+    """``fn(item)`` run here, as a finished future."""
+    future: Future[_R] = Future()
+    try:
+        future.set_result(fn(item))
+    except BaseException as exc:  # noqa: BLE001 - delivered by future.result(), as from the pool
+        future.set_exception(exc)
+    return future
+
+
 def _endpoint_host(endpoint_url: str) -> Callable[..., None]:
     """S3 Control puts the account id in front of the host (``{account}.127.0.0.1``); a custom endpoint
     (moto server, LocalStack) has no such host, so send the request to the endpoint as configured."""
@@ -874,3 +1242,45 @@ class RegionView:
 
     def __getattr__(self, name: str) -> Any:  # account_id, kind, calls, ...
         return getattr(self._target, name)
+
+
+class AccountTarget(AwsTarget):
+    """The run's AWS target in one account of ``aws.accounts`` / ``aws.organization``: its own session, the
+    account's role assumed from the run's base credentials with the same read-only session policy (on first
+    use), its own guarded clients; the run's memo (keyed by the account), pool and call count."""
+
+    def __init__(self, parent: AwsTarget, account: AwsAccount) -> None:
+        super().__init__(replace(parent.env, aws=parent.settings), parent.resources, parent.read_only)
+        self.parent = parent
+        self.member = account  # (``account()`` is the parent's lookup)
+        self.read_only_actions = parent.read_only_actions
+
+    def open(self) -> None:  # the run's target opened the run
+        pass
+
+    def close(self) -> None:
+        with self._lock:
+            clients, self._clients = list(self._clients.values()), {}
+        for client in clients:
+            client.close()
+
+    def _make_session(self) -> boto3.Session:
+        parent = self.parent
+        policy = parent.memo(("account-session-policy",), lambda: parent.session_policy().document) \
+            if self.read_only else None
+        return self._assume(parent.session(), parent.role_arn_of(self.member), self.member.external_id, policy)
+
+    def _count(self, model: Any = None, **_: Any) -> None:
+        self.parent._count(model=model)
+
+    def pool(self) -> ThreadPoolExecutor:
+        return self.parent.pool()
+
+    def memo(self, key: Hashable, compute: Callable[[], Any]) -> Any:
+        return self.parent.memo(("account", self.member.id, key), compute)
+
+    def accounts(self) -> tuple[AwsAccount, ...]:
+        return (self.member,)
+
+    def account(self, account: AwsAccount) -> AccountTarget:
+        return self.parent.account(account)

@@ -15,10 +15,10 @@ import http.client
 import json
 import re
 import socket
+import sys
 from typing import Any
 
 import botocore.exceptions
-from botocore.parsers import ResponseParserError
 
 from ..faults import HINTS, Fault, FaultKind
 
@@ -109,7 +109,8 @@ def classify_transport(exc: BaseException) -> Fault | None:
     """Malformed answers, DNS failures, refused and reset connections (timeouts are read before)."""
     if isinstance(exc, MalformedResponse):
         return Fault.of(FaultKind.MALFORMED_RESPONSE, str(exc))
-    if isinstance(exc, ResponseParserError):
+    parsers = sys.modules.get("botocore.parsers")  # not imported: no AWS answer was parsed, none was malformed
+    if parsers is not None and isinstance(exc, parsers.ResponseParserError):
         return Fault.of(FaultKind.MALFORMED_RESPONSE, f"malformed answer from the AWS endpoint: {exc}".strip())
     if isinstance(exc, botocore.exceptions.ChecksumError):
         return Fault.of(FaultKind.MALFORMED_RESPONSE, f"corrupted answer from the AWS endpoint: {exc}")

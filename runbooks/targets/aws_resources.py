@@ -116,7 +116,42 @@ DYNAMODB_TABLE = AwsResource(
     arn_resource_type="table",
 )
 
-AWS_RESOURCES: dict[str, AwsResource] = {r.kind: r for r in (S3_BUCKET, DYNAMODB_TABLE)}
+IAM_USER = AwsResource(
+    kind="iam-user",
+    service="iam",
+    noun="user",
+    collection="IAM users",
+    label_format="iam user {name}",
+    list_operation="list_users",
+    list_key="Users",
+    name_key="UserName",
+    list_permission="iam:ListUsers",
+    cli="iam",
+    tagging_type="iam:user",
+    not_found_codes=frozenset({"NoSuchEntity"}),
+    regional=False,  # IAM is global: ARNs have no region
+    arn_resource_type="user",  # a user with a path (user/ops/alice) reads as "" like any sub-resource
+)
+
+CLOUDTRAIL_TRAIL = AwsResource(
+    kind="cloudtrail-trail",
+    service="cloudtrail",
+    noun="trail",
+    collection="CloudTrail trails",
+    label_format="cloudtrail trail {name} ({region})",
+    list_operation="list_trails",
+    list_key="Trails",
+    name_key="Name",
+    list_permission="cloudtrail:ListTrails",
+    cli="cloudtrail",
+    tagging_type="cloudtrail:trail",
+    not_found_codes=frozenset({"TrailNotFoundException"}),
+    arn_resource_type="trail",
+)
+
+AWS_RESOURCES: dict[str, AwsResource] = {
+    r.kind: r for r in (S3_BUCKET, DYNAMODB_TABLE, IAM_USER, CLOUDTRAIL_TRAIL)
+}
 
 
 def aws_resource(kind: str) -> AwsResource:

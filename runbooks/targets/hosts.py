@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import socket
 import urllib.parse
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from ..faults import UnknownName
@@ -168,7 +168,13 @@ def connect(url: str, label: str) -> HostConnection:
 class HostsTarget(Target):
     name = "hosts"
     section = "hosts"
-    capabilities = {"hosts": "environment {env} declares no hosts"}
+    capabilities = {
+        "hosts": "environment {env} declares no hosts",
+        # A developer's machine with the platform's toolchain (the onboarding runbook). A sandbox's hosts are
+        # the machine running the checks standing in for servers: nothing says it is a developer's workstation.
+        "workstation": "environment {env} has no developer workstation (it takes a host named workstation, "
+                       "in an environment that is not a sandbox)",
+    }
 
     @classmethod
     def parse(cls, raw: Any, where: Where) -> dict[str, str]:
@@ -176,6 +182,8 @@ class HostsTarget(Target):
 
     @classmethod
     def can(cls, env: Environment, capability: str) -> bool:
+        if capability == "workstation":
+            return "workstation" in env.hosts and env.sandbox is None
         return bool(env.hosts)
 
     def url(self, name: str) -> str:
@@ -200,4 +208,5 @@ class HostsTarget(Target):
         connection: HostConnection = self.resources.get(
             ("testinfra", url), lambda: connect(url, label), HostConnection.close
         )
-        return connection
+        # two names for one URL share the connection, each named as the runbook names it (not by whoever was first)
+        return connection if connection.label == label else replace(connection, label=label)

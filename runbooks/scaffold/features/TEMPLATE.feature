@@ -8,7 +8,7 @@
 #   @reviewed:YYYY-MM-DD                             last time a person walked through it; lint warns after 180 days
 #   @operational or @integrity                       availability/performance, or data-integrity/audit guarantees
 #   @troubleshooting                                 every scenario is a known issue with Symptom/Root cause/Resolution
-#   @requires:<aws-backup|docker|hosts|postgres|redis|prometheus|alertmanager>
+#   @requires:<aws-backup|docker|hosts|workstation|postgres|redis|prometheus|alertmanager>
 #                                                    only where the environment can answer (else recorded as skipped)
 #
 # Description: `Heading:` paragraphs starting at the margin (indent their continuation lines); all six are
