@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from runbooks.sdk import CheckResult
+from runbooks.sdk import CheckResult, CouldNotCheck, Finding
 
 F = TypeVar("F", bound=Callable[..., CheckResult])
+R = TypeVar("R")
 
 EXCERPT_CHARS = 160  # how much of a body, a probe's output or an engine error a result quotes
 
@@ -41,3 +42,20 @@ def more_doc(text: str) -> Callable[[F], F]:
         return func
 
     return add
+
+
+def read_or_error(resource: str, manual: str, read: Callable[[], R]) -> R:
+    """``read()``; when the server cannot answer, the check ends as an ERROR naming it, with the manual command."""
+    try:
+        return read()
+    except CouldNotCheck as exc:
+        raise Finding(CheckResult.errored(resource, exc.fault.reason, exc.fault.hint, manual_command=manual)) \
+            from None
+
+
+def target_settings(get: Callable[[], Any], resource: str) -> Any:
+    """A target's settings for this environment; an environment without that target ends the check as an ERROR."""
+    try:
+        return get()
+    except CouldNotCheck as exc:
+        raise Finding(CheckResult.errored(resource, exc.fault.reason, exc.fault.hint)) from None

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import re
 import shlex
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any
 
-from runbooks.sdk import CheckContext, CheckResult, CouldNotCheck, Finding, ServiceSettings, check, did_you_mean
+from runbooks.sdk import CheckContext, CheckResult, CouldNotCheck, ServiceSettings, check, did_you_mean
 
 from ._prometheus import Selector, parse_alert_selector, parse_label_set, validate_alert_selector, validate_label_set
+from ._shared import read_or_error, target_settings
 from .http import curl_base
 from .prometheus import alert_labels_text
 
@@ -21,22 +21,13 @@ TITLE = "Alertmanager"
 CATALOG_ORDER = 83
 
 SHOWN = 5
-R = TypeVar("R")
 
 
 def _settings(ctx: CheckContext) -> ServiceSettings:
-    try:
-        return ctx.alertmanager.settings
-    except CouldNotCheck as exc:
-        raise Finding(CheckResult.errored("alertmanager", exc.fault.reason, exc.fault.hint)) from None
+    return target_settings(lambda: ctx.alertmanager.settings, "alertmanager")
 
 
-def _read(resource: str, manual: str, read: Callable[[], R]) -> R:
-    try:
-        return read()
-    except CouldNotCheck as exc:
-        raise Finding(CheckResult.errored(resource, exc.fault.reason, exc.fault.hint, manual_command=manual)) \
-            from None
+_read = read_or_error
 
 
 def _time(text: Any) -> datetime | None:

@@ -13,9 +13,9 @@ import math
 import shlex
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any
 
-from runbooks.sdk import CheckContext, CheckResult, CouldNotCheck, Finding, ServiceSettings, check, did_you_mean
+from runbooks.sdk import CheckContext, CheckResult, Finding, ServiceSettings, check, did_you_mean
 
 from ._prometheus import (
     Matcher,
@@ -25,7 +25,7 @@ from ._prometheus import (
     validate_alert_selector,
     validate_promql,
 )
-from ._shared import more_doc
+from ._shared import more_doc, read_or_error, target_settings
 from .http import curl_base
 
 TITLE = "Prometheus server"
@@ -34,26 +34,16 @@ CATALOG_ORDER = 82
 SHOWN = 5  # series or alerts quoted in a result's text (all of them go into its evidence, up to EVIDENCE)
 EVIDENCE = 50
 ALWAYS_KNOWN = ("ALERTS", "ALERTS_FOR_STATE")  # exist only while some alert is pending or firing
-R = TypeVar("R")
 
 
 # --- reading the server --------------------------------------------------------------------------------
 
 
 def _settings(ctx: CheckContext) -> ServiceSettings:
-    try:
-        return ctx.prometheus.settings
-    except CouldNotCheck as exc:
-        raise Finding(CheckResult.errored("prometheus", exc.fault.reason, exc.fault.hint)) from None
+    return target_settings(lambda: ctx.prometheus.settings, "prometheus")
 
 
-def _read(resource: str, manual: str, read: Callable[[], R]) -> R:
-    """``read()``; an ERROR naming the server, with the manual command, when it cannot be answered."""
-    try:
-        return read()
-    except CouldNotCheck as exc:
-        raise Finding(CheckResult.errored(resource, exc.fault.reason, exc.fault.hint, manual_command=manual)) \
-            from None
+_read = read_or_error
 
 
 def _curl(settings: ServiceSettings, path: str, jq: str = "", query: str | None = None) -> str:
