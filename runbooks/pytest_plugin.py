@@ -162,6 +162,7 @@ class RunbooksPlugin:
         self.interrupt_signal = int(signal.SIGINT)  # SIGTERM when the run was terminated
         self.config: pytest.Config | None = None
         self._runbooks_config: Config | None = None
+        self._markers: set[str] | None = None  # marker names registered in this pytest run, read once
         self._signals = ExitStack()
         self._accounts_problem: str | None = None  # why the organization's accounts could not be listed
 
@@ -271,8 +272,12 @@ class RunbooksPlugin:
         """A runbook tag becomes a registered marker (no unknown-mark warning, ``--strict-markers`` safe):
         ``@smoke`` -> ``smoke``, ``@severity:critical`` -> ``severity("critical")``."""
         name, _, value = tag.partition(":")
-        if self.config is not None and name not in _registered_markers(self.config):
-            self.config.addinivalue_line("markers", f"{name}: runbook tag @{name}")
+        if self.config is not None:
+            if self._markers is None:
+                self._markers = _registered_markers(self.config)
+            if name not in self._markers:
+                self.config.addinivalue_line("markers", f"{name}: runbook tag @{name}")
+                self._markers.add(name)
         mark = getattr(pytest.mark, name)
         return mark(value)(function) if value else mark(function)
 

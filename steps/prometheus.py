@@ -293,6 +293,22 @@ def _runbook_hint(rules: list[dict[str, Any]], default: str) -> str:
     return default
 
 
+def _alert_states(ctx: CheckContext, alert: str, verdict: str) -> tuple[
+        str, str, str, list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    """What both alert-state checks read: (resource, expected, manual command, the rules of that name, the
+    firing alerts, the pending alerts); a name no rule has ends the check (ERROR) in ``_rules_named``."""
+    settings = _settings(ctx)
+    selector = parse_alert_selector(alert)
+    expected = f"{selector} {verdict}"
+    manual = _curl(settings, "/api/v1/alerts", ".data.alerts[] | select(.labels.alertname == "
+                   f"{_jq_string(selector.name)})" if selector.name else ".data.alerts")
+    rules = _rules_named(ctx, selector, settings.url, expected, manual)
+    alerts = _alerts_of(ctx, selector, settings.url, manual)
+    firing = [a for a in alerts if a.get("state") == "firing"]
+    pending = [a for a in alerts if a.get("state") == "pending"]
+    return settings.url, expected, manual, rules, firing, pending
+
+
 @check('the alert "{alert}" is not firing',
        manual="curl -sS <prometheus URL>/api/v1/alerts | jq '.data.alerts[] | select(.labels.alertname == \"<name of "
               "{alert}>\")'",
@@ -304,16 +320,7 @@ def alert_not_firing(ctx: CheckContext, alert: str) -> CheckResult:
     rule has is an ERROR with the close matches, never "not firing". A pending alert (its condition holds,
     not yet for the rule's ``for:``) passes and is named in observed; FAIL lists the firing alerts since
     when, and the hint is the rule's summary and runbook_url annotations."""
-    settings = _settings(ctx)
-    selector = parse_alert_selector(alert)
-    resource = settings.url
-    expected = f"{selector} not firing"
-    manual = _curl(settings, "/api/v1/alerts", ".data.alerts[] | select(.labels.alertname == "
-                   f"{_jq_string(selector.name)})" if selector.name else ".data.alerts")
-    rules = _rules_named(ctx, selector, resource, expected, manual)
-    alerts = _alerts_of(ctx, selector, resource, manual)
-    firing = [a for a in alerts if a.get("state") == "firing"]
-    pending = [a for a in alerts if a.get("state") == "pending"]
+    resource, expected, manual, rules, firing, pending = _alert_states(ctx, alert, "not firing")
     evidence = {"firing": [a.get("labels") for a in firing[:EVIDENCE]],
                 "pending": [a.get("labels") for a in pending[:EVIDENCE]]}
     if firing:
@@ -333,16 +340,7 @@ def alert_firing(ctx: CheckContext, alert: str) -> CheckResult:
     """At least one alert the selector matches is firing in Prometheus: e.g. during an alerting drill, or to
     confirm the alert an incident was opened on. Pending is not firing (FAIL, with since when). The rule must
     exist, as for ``is not firing``."""
-    settings = _settings(ctx)
-    selector = parse_alert_selector(alert)
-    resource = settings.url
-    expected = f"{selector} firing"
-    manual = _curl(settings, "/api/v1/alerts", ".data.alerts[] | select(.labels.alertname == "
-                   f"{_jq_string(selector.name)})" if selector.name else ".data.alerts")
-    rules = _rules_named(ctx, selector, resource, expected, manual)
-    alerts = _alerts_of(ctx, selector, resource, manual)
-    firing = [a for a in alerts if a.get("state") == "firing"]
-    pending = [a for a in alerts if a.get("state") == "pending"]
+    resource, expected, manual, rules, firing, pending = _alert_states(ctx, alert, "firing")
     if firing:
         return CheckResult.passed(resource, expected, f"{len(firing)} firing: {_listed(firing)}",
                                   manual_command=manual)

@@ -13,7 +13,7 @@ from runbooks import testing
 from runbooks.config import load_config
 from runbooks.context import ScenarioState
 from runbooks.registry import load_step_modules
-from runbooks.result import CheckResult
+from runbooks.result import CheckResult, Outcome
 from runbooks.session import Session
 from tests.support.status_service import status_service  # noqa: F401 - a fixture for every test module
 
@@ -44,6 +44,18 @@ def evaluate(run: Session, func: Callable[..., CheckResult], state: ScenarioStat
              ) -> CheckResult:
     """Evaluate a check the way a step does (exceptions classified into ERROR, manual command filled)."""
     return testing.evaluate(run, func, state, **args)
+
+
+def checked(result: CheckResult, outcome: Outcome, *observed: str) -> CheckResult:
+    """``result`` has ``outcome`` and each text in its observed; it says how to check by hand, and a FAIL says
+    what was expected and how to fix it."""
+    assert result.outcome is outcome, result
+    for text in observed:
+        assert text in result.observed, (text, result)
+    assert result.manual_command, result
+    if outcome is Outcome.FAIL:
+        assert result.expected and result.hint, result
+    return result
 
 
 @pytest.fixture

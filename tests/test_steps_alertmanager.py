@@ -8,22 +8,13 @@ from collections.abc import Callable
 
 import pytest
 
-from runbooks.result import CheckResult, Outcome
+from runbooks.result import Outcome
 from runbooks.session import Session
 from runbooks.steps.alertmanager import active_alert, no_active_alert, silence_covers
+from tests.conftest import checked as check
 from tests.conftest import evaluate
 from tests.support.http_servers import refused_port
 from tests.support.prometheus import Monitoring  # the `monitoring` fixture is in tests/conftest.py's plugins
-
-
-def check(result: CheckResult, outcome: Outcome, *observed: str) -> CheckResult:
-    assert result.outcome is outcome, result
-    for text in observed:
-        assert text in result.observed, (text, result)
-    assert result.manual_command, result
-    if outcome is Outcome.FAIL:
-        assert result.expected and result.hint, result
-    return result
 
 
 @pytest.fixture

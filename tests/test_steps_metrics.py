@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from runbooks.context import ScenarioState
-from runbooks.result import CheckResult, Outcome
+from runbooks.result import Outcome
 from runbooks.sandbox.service import ReferenceService
 from runbooks.sandbox.stack import ServiceSpec
 from runbooks.session import Session
@@ -30,21 +30,12 @@ from runbooks.steps.metrics import (
     validate_percentile,
     validate_window,
 )
+from tests.conftest import checked as check
 from tests.conftest import evaluate
 from tests.support.http_servers import HttpApp, Route
 
 ERRORS, ALL = 'http_requests_total{status="5xx"}', "http_requests_total"
 HISTORY = dict(requests_ok=3000, requests_error=3, p95_seconds=0.2)
-
-
-def check(result: CheckResult, outcome: Outcome, *observed: str) -> CheckResult:
-    assert result.outcome is outcome, result
-    for text in observed:
-        assert text in result.observed, (text, result)
-    assert result.manual_command, result
-    if outcome is Outcome.FAIL:
-        assert result.expected and result.hint, result
-    return result
 
 
 @pytest.fixture

@@ -34,6 +34,7 @@ from runbooks.steps.prometheus import (
     sends_to_alertmanager,
     targets_up,
 )
+from tests.conftest import checked as check
 from tests.conftest import evaluate
 from tests.support.http_servers import refused_port
 from tests.support.prometheus import Monitoring  # the `monitoring` fixture is in tests/conftest.py's plugins
@@ -42,16 +43,6 @@ ERROR_RATIO = ('sum(rate(http_requests_total{{job="{job}",status="5xx"}}[5s])) '
                '/ sum(rate(http_requests_total{{job="{job}"}}[5s]))')
 P95 = 'histogram_quantile(0.95, sum by (le) (rate(http_request_duration_highr_seconds_bucket{{job="{job}"}}[5s])))'
 WINDOW = 2  # seconds between the two scrapes of the windowed /metrics steps
-
-
-def check(result: CheckResult, outcome: Outcome, *observed: str) -> CheckResult:
-    assert result.outcome is outcome, result
-    for text in observed:
-        assert text in result.observed, (text, result)
-    assert result.manual_command, result
-    if outcome is Outcome.FAIL:
-        assert result.expected and result.hint, result
-    return result
 
 
 @pytest.fixture

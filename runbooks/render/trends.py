@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from ..history import RunSummary
 from ..registry import MANUAL_PREFIX
 from ..result import StepRecord
 
@@ -44,24 +45,10 @@ class TrendPoint:
 
 
 @dataclass(frozen=True)
-class HistoryRun:
-    """A run as the timeline writer reads it (the fields of the history's RunSummary)."""
-
-    id: str
-    environment: str
-    target: str
-    started_at: str
-    finished_at: str | None
-    status: str
-    exit_code: int | None
-    kind: str
-
-
-@dataclass(frozen=True)
 class ProcedureRun:
     """A guided run of a runbook by a person (``runbooks run``), kind ``procedure`` in the history."""
 
-    run: HistoryRun
+    run: RunSummary
     when: str
     runbook: str  # features/... as recorded, '' when the run did not say
     operator: str
@@ -168,7 +155,7 @@ def _procedures(db: sqlite3.Connection) -> list[ProcedureRun]:
                       "metadata FROM runs WHERE kind = 'procedure' ORDER BY started_at DESC, rowid DESC LIMIT ?",
                       (PROCEDURE_RUNS,)).fetchall()
     for run_id, env, target, started, finished, status, code, metadata in rows:
-        run = HistoryRun(run_id, env, target, started, finished, status, code, "procedure")
+        run = RunSummary(run_id, env, target, started, finished, status, code, counts={}, kind="procedure")
         meta = _json(metadata)
         records = [StepRecord.from_json(json.loads(r)) for (r,) in db.execute(
             "SELECT record FROM results WHERE run_id = ? ORDER BY seq", (run_id,))]
