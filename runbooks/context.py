@@ -27,6 +27,19 @@ if TYPE_CHECKING:
 # permission meta-test attribute an AWS call to the step that made it.
 CURRENT_STEP: contextvars.ContextVar[Any] = contextvars.ContextVar("runbooks_current_step", default=None)
 
+# Set while a check is evaluated ahead of its turn (runbooks.read_ahead): only memoised AWS reads may be made.
+AHEAD: contextvars.ContextVar[bool] = contextvars.ContextVar("runbooks_read_ahead", default=False)
+
+
+class NotReadAhead(Exception):
+    """A check evaluated ahead asked for something other than a memoised AWS read: its read-ahead ends here
+    (the check runs in its turn as always)."""
+
+
+def refuse_ahead(what: str) -> None:
+    if AHEAD.get():
+        raise NotReadAhead(what)
+
 
 class Finding(Exception):
     """Raised inside a check to end it with ``result`` (e.g. the bucket does not exist at all)."""
@@ -68,34 +81,38 @@ class CheckContext:
 
     @property
     def http(self) -> HttpTarget:
-        return self._targets["http"]  # type: ignore[no-any-return]
+        return self._other("http")  # type: ignore[no-any-return]
 
     @property
     def hosts(self) -> HostsTarget:
-        return self._targets["hosts"]  # type: ignore[no-any-return]
+        return self._other("hosts")  # type: ignore[no-any-return]
 
     @property
     def docker(self) -> DockerTarget:
-        return self._targets["docker"]  # type: ignore[no-any-return]
+        return self._other("docker")  # type: ignore[no-any-return]
 
     @property
     def postgres(self) -> PostgresTarget:
-        return self._targets["postgres"]  # type: ignore[no-any-return]
+        return self._other("postgres")  # type: ignore[no-any-return]
 
     @property
     def redis(self) -> RedisTarget:
-        return self._targets["redis"]  # type: ignore[no-any-return]
+        return self._other("redis")  # type: ignore[no-any-return]
 
     @property
     def prometheus(self) -> PrometheusTarget:
-        return self._targets["prometheus"]  # type: ignore[no-any-return]
+        return self._other("prometheus")  # type: ignore[no-any-return]
 
     @property
     def alertmanager(self) -> AlertmanagerTarget:
-        return self._targets["alertmanager"]  # type: ignore[no-any-return]
+        return self._other("alertmanager")  # type: ignore[no-any-return]
 
     def target(self, name: str) -> Any:
         """A target by its registered name (for targets added by packages)."""
+        return self._targets["aws"] if name == "aws" else self._other(name)
+
+    def _other(self, name: str) -> Any:
+        refuse_ahead(f"the {name} target")  # its reads are not memoised: done ahead, they would be done twice
         return self._targets[name]
 
     def service(self, name: str) -> ServiceSettings:
@@ -103,6 +120,7 @@ class CheckContext:
 
     def resource(self, key: Hashable, factory: Callable[[], Any], close: Callable[[Any], None] | None = None) -> Any:
         """A connection or client shared by every step of the run, created on first use, closed at its end."""
+        refuse_ahead("a shared resource")
         return self._resources.get(key, factory, close)
 
     def classify(self, exc: BaseException) -> Fault:

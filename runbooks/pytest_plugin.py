@@ -37,13 +37,14 @@ from .formatting import failure_message
 from .history import DEFAULT_PATH as DEFAULT_HISTORY
 from .preflight import check_feature, display_path
 from .process import signal_of, terminate_as_interrupt
+from .read_ahead import PlannedScenario, ReadAhead, plan_scenario
 from .registry import STEP_RUNNER, StepDefinition
 from .result import SEVERITIES, Outcome, RunStatus, ScenarioOutcome, StepRecord, scenario_outcome
 from .session import HARD_STEP_TYPES, Options, ScenarioProgress, Session, scenario_name
 from .shards import Part, Sharding, ShardLog, Unit, load_durations, shard_option
 from .tags import TagFilter
 from .targets import missing_capability
-from .targets.aws import AwsAccount, NoAccounts, with_workers, workers_option
+from .targets.aws import AwsAccount, AwsKind, NoAccounts, with_workers, workers_option
 
 _STATE = pytest.StashKey[ScenarioProgress]()
 _STOPPED = pytest.StashKey[bool]()  # a step error (a failed Given/When, an unexpected error) ended the scenario
@@ -282,12 +283,13 @@ class RunbooksPlugin:
         return mark(value)(function) if value else mark(function)
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
-        """Tell the sinks which runbooks will run, in order (the console's ``[3/16]``)."""
+        """Tell the sinks which runbooks will run, in order (the console's ``[3/16]``); plan the read-ahead."""
         built = self.built
         if built is not None:
             runbooks = list(dict.fromkeys(display_path(item.path, built.config.root) for item in session.items))
             for sink in built.sinks:
                 sink.on_collected(built, runbooks)
+            built.read_ahead = _read_ahead(built, session.items, session.config)
 
     def pytest_collection_modifyitems(self, config: pytest.Config, items: list[pytest.Item]) -> None:
         if self.tags is not None:
@@ -355,6 +357,8 @@ class RunbooksPlugin:
         if self.shard_log is not None:
             self.shard_log.started(progress, self.positions.get(request.node.nodeid))
         session.scenario_started(progress)
+        if session.read_ahead is not None:
+            session.read_ahead.scenario_started(request.node.nodeid)
 
     def pytest_bdd_before_step(self, request: pytest.FixtureRequest, step: Step) -> None:
         request.node.stash[_STATE].current = step
@@ -498,6 +502,8 @@ class RunbooksPlugin:
         record.resource, record.expected, record.observed = result.resource, result.expected, result.observed
         record.hint, record.manual_command, record.evidence = result.hint, result.manual_command, result.evidence
         progress.records.append(session.record(record))
+        if session.read_ahead is not None:
+            session.read_ahead.step_done(request.node.nodeid, definition, result.outcome)
         if definition.guard and result.outcome is Outcome.FAIL:
             session.abort(f"guard failed: {record.step}: {result.observed}")
             pytest.exit(f"runbooks: stopped: {session.aborted}", returncode=session.exit_code())
@@ -589,6 +595,7 @@ class FeatureFile(pytest.Module):
             test.runbooks_account = account  # type: ignore[attr-defined]
             test.runbooks_tags = feature.tags | scenario_tags  # type: ignore[attr-defined]
             test.runbooks_where = (feature.scenarios[name].line_number - 1, name)  # type: ignore[attr-defined]
+            test.runbooks_template = feature.scenarios[name]  # type: ignore[attr-defined]
             parts = (account.label if account is not None else None, region)
             test_name = f"test_{_python_name(name)}" + "".join(f"__{_python_name(p)}" for p in parts if p)
             while test_name in module.__dict__:  # two names that differ only in punctuation
@@ -599,6 +606,26 @@ class FeatureFile(pytest.Module):
         if isinstance(excinfo.value, CollectError | ConfigError):
             return str(excinfo.value)
         return super().repr_failure(excinfo)  # a Collector's repr_failure takes no style
+
+
+def _read_ahead(session: Session, items: list[pytest.Item], config: pytest.Config) -> ReadAhead | None:
+    """The run's read-ahead over its AWS target (``aws.read_ahead`` scenarios; none for 0, without an AWS
+    target, or in a pytest-xdist worker, whose share of the scenarios is decided as it goes)."""
+    window = session.env.aws.read_ahead
+    if not window or session.env.aws.kind is AwsKind.NONE or getattr(config, "workerinput", None) is not None:
+        return None
+    plans: dict[str, PlannedScenario] = {}
+    for item in items:
+        obj = getattr(item, "obj", None)
+        template = getattr(obj, "runbooks_template", None)
+        if template is None:
+            continue
+        # pytest-bdd parametrizes an outline's test with its example row, a dict: its only parameter here
+        callspec = getattr(item, "callspec", None)
+        example = next((v for v in callspec.params.values() if isinstance(v, dict)), {}) if callspec else {}
+        plans[item.nodeid] = plan_scenario(template.render(example).steps, getattr(obj, "runbooks_region", None),
+                                           getattr(obj, "runbooks_account", None))
+    return ReadAhead(session, plans, window) if plans else None
 
 
 def _unit(item: pytest.Item, root: Path) -> Unit:

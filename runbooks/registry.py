@@ -20,6 +20,7 @@ import pytest
 from parse import with_pattern
 from pytest_bdd import parsers, step
 
+from .discovery import BUILTIN_PACKAGE
 from .errors import UsageError
 from .result import CheckResult
 
@@ -95,6 +96,8 @@ class StepDefinition:
     order: int = 1000  # where that heading goes in the catalogue (the module's CATALOG_ORDER)
     numeric: dict[str, Callable[[str], Any]] = field(default_factory=dict)  # fields converted after resolving
     requires: str = ""  # the @requires: capability its scenarios need (e.g. "prometheus"), "" when none
+    # whether runbooks.read_ahead may evaluate it ahead of its turn: it reads only through ctx (see check())
+    read_ahead: bool = False
 
     @property
     def name(self) -> str:
@@ -131,6 +134,7 @@ def check(
     validators: dict[str, Callable[[str], None]] | None = None,
     guard: bool = False,
     requires: str = "",
+    read_ahead: bool | None = None,
 ) -> Callable[[CheckFunc], CheckFunc]:
     """Register ``func`` as the check behind ``phrase``, a ``parse`` format: ``the S3 bucket "{bucket}" exists``.
 
@@ -139,6 +143,10 @@ def check(
     preflight applies before anything runs (a validator raises ``ValueError`` with a one-line reason).
     ``requires``: the ``@requires:`` capability of the target the check reads (``prometheus``): lint asks
     every scenario that uses the step to carry it, so that environments without that target skip it.
+    ``read_ahead``: the check reads only through ``ctx`` (no client, session or HTTP call of its own), so
+    ``runbooks.read_ahead`` may evaluate it before its turn to start its AWS reads (memoised: they are not
+    made again in its turn). Default: the module's ``READ_AHEAD`` (a team's step module declares it), else
+    true for the built-in library only.
     """
 
     def decorate(func: CheckFunc) -> CheckFunc:
@@ -163,6 +171,8 @@ def check(
             guard=guard,
             numeric=numeric,
             requires=requires,
+            read_ahead=bool(getattr(module, "READ_AHEAD", func.__module__.startswith(f"{BUILTIN_PACKAGE}.")))
+            if read_ahead is None else read_ahead,
         )
         previous = REGISTRY.get(phrase)
         if previous is not None and defined_at(previous.func) != defined_at(func):

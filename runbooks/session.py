@@ -35,6 +35,7 @@ from .waivers import Waivers
 if TYPE_CHECKING:
     from pytest_bdd.parser import Feature, Scenario, Step
 
+    from .read_ahead import ReadAhead
     from .shards import ShardLog
     from .targets.aws import AwsAccount
 
@@ -124,6 +125,7 @@ class Session:
         self.run_timeout_s = _limit(self.options.run_timeout_s, env.run_timeout_s)
         self.run_deadline: Deadline | None = None
         self.shard: ShardLog | None = None  # a shard's or an xdist worker's part: what merging it needs
+        self.read_ahead: ReadAhead | None = None  # set by the runbooks plugin once it knows the scenarios
 
     @classmethod
     def from_options(cls, config: Config, env: Environment, options: Options) -> Session:
@@ -186,6 +188,8 @@ class Session:
         """End the run: close every connection, then tell the sinks (history, reports, console)."""
         self.finished_at = datetime.now(UTC)
         self.status = RunStatus(status)
+        if self.read_ahead is not None:  # before the targets: its checks read through them
+            self.read_ahead.close()
         for target in self.targets.values():
             target.close()
         self.resources.close()

@@ -19,11 +19,13 @@ from runbooks.cli import main
 from runbooks.config import load_config
 from runbooks.drift import compare
 from runbooks.errors import ConfigError
+from runbooks.history import History
 from runbooks.result import Outcome, StepRecord
 from runbooks.steps.aws_fleet import fleet_buckets_versioned
 from runbooks.targets.aws_readonly import exempt
 from runbooks.testing import evaluate, started_session
 from tests.support.moto_server import MotoServer
+from tests.test_shards import copy_history, junit, run_shards, runs
 
 pytest_plugins = ["tests.support.moto_server"]  # fixtures: moto_server, endpoint_credentials
 
@@ -122,52 +124,70 @@ UNVERSIONED = {"210000000003", "210000000007", "210000000012"}
 PITR_OFF = {("210000000005", "us-east-1"), ("210000000017", "eu-west-1")}
 
 
-@pytest.mark.timeout(60)
-def test_one_run_covers_twenty_accounts_in_two_regions(tmp_path: Path, moto_server: MotoServer,
-                                                      endpoint_credentials: None) -> None:
-    moto_server.reset()
-    start = time.monotonic()
-    seed_hub(moto_server)
+LABEL = {a: f"team-{n:02d}" for n, a in enumerate(ACCOUNTS, start=1)}
+
+
+def seed_fleet(server: MotoServer, tmp_path: Path, order: Callable[[list[Any]], list[Any]] = list) -> Path:
+    """The hub and 20 listed accounts x 2 regions on the moto server (UNVERSIONED and PITR_OFF violate), and the
+    project that checks them all; its runbooks.toml, listing the accounts and regions in ``order``."""
+    server.reset()
+    seed_hub(server)
     for n, account in enumerate(ACCOUNTS, start=1):
-        seed_account(moto_server, account, f"acme-{n:02d}-data", account not in UNVERSIONED,
+        seed_account(server, account, f"acme-{n:02d}-data", account not in UNVERSIONED,
                      {r for a, r in PITR_OFF if a == account})
     listed = ",\n".join(
         # every fifth names its role in full; the others take aws.role_name
-        f'  {{ id = "{a}", name = "team-{n:02d}"'
-        + (f', role_arn = "arn:aws:iam::{a}:role/{ROLE}"' if n % 5 == 0 else "") + " }"
-        for n, a in enumerate(ACCOUNTS, start=1))
-    config = write_project(tmp_path, f"""\
+        f'  {{ id = "{a}", name = "{LABEL[a]}"'
+        + (f', role_arn = "arn:aws:iam::{a}:role/{ROLE}"' if int(a) % 5 == 0 else "") + " }"
+        for a in order(ACCOUNTS))
+    return write_project(tmp_path, f"""\
         target = "endpoint"
-        url = "{moto_server.url}"
+        url = "{server.url}"
         region = "eu-west-1"
-        regions = ["eu-west-1", "us-east-1"]
+        regions = {json.dumps(order(list(REGIONS)))}
         role_name = "{ROLE}"
         accounts = [
         {listed}
         ]
         """.replace("        {listed}", listed))
+
+
+def fleet_failures(unversioned: set[str], pitr_off: set[tuple[str, str]]) -> dict[tuple[str, str, str], list[str]]:
+    """:func:`failures` of a run over the fleet whose violations are these."""
+    return {
+        **{(f"Buckets keep their versions [{LABEL[a]}]", a, "eu-west-1"): [f"acme-{n:02d}-data"]
+           for n, a in enumerate(ACCOUNTS, start=1) if a in unversioned},
+        **{(f"Tables can be recovered [{LABEL[a]}/{r}]", a, r): ["acme-orders"] for a, r in pitr_off},
+    }
+
+
+def assert_names_its_account_and_region(records: list[dict[str, Any]]) -> None:
+    """Each record of a per-account scenario names the account and region in its name; the plain one, neither."""
+    for record in records:
+        if "[" in record["scenario"]:
+            account, _, region = record["scenario"].rsplit("[", 1)[1].rstrip("]").partition("/")
+            assert LABEL[record["account"]] == account and record["region"] == (region or "eu-west-1"), record
+        else:  # the plain scenario: the run's own credentials; only per-account scenarios name an account,
+            # so that a record never depends on what ran before it (or in which shard)
+            assert (record["account"], record["region"]) == ("", "eu-west-1"), record
+
+
+@pytest.mark.timeout(60)
+def test_one_run_covers_twenty_accounts_in_two_regions(tmp_path: Path, moto_server: MotoServer,
+                                                      endpoint_credentials: None) -> None:
+    start = time.monotonic()
+    config = seed_fleet(moto_server, tmp_path)
     reports = tmp_path / "reports"
     seeded = time.monotonic()
     code, records = verify(config, reports, "--cucumber-json", str(tmp_path / "cucumber.json"))
     took = time.monotonic() - seeded
     assert code == 1
 
-    label = {a: f"team-{n:02d}" for n, a in enumerate(ACCOUNTS, start=1)}
-    assert failures(records) == {
-        **{(f"Buckets keep their versions [{label[a]}]", a, "eu-west-1"): [f"acme-{n:02d}-data"]
-           for n, a in enumerate(ACCOUNTS, start=1) if a in UNVERSIONED},
-        **{(f"Tables can be recovered [{label[a]}/{r}]", a, r): ["acme-orders"] for a, r in PITR_OFF},
-    }
+    assert failures(records) == fleet_failures(UNVERSIONED, PITR_OFF)
     # every scenario ran once per account (x region), and nothing else failed or errored
     assert len(records) == 2 + len(ACCOUNTS) * (1 + len(REGIONS))
     assert {r["outcome"] for r in records} == {"pass", "fail"}
-    for record in records:
-        if "[" in record["scenario"]:
-            account, _, region = record["scenario"].rsplit("[", 1)[1].rstrip("]").partition("/")
-            assert label[record["account"]] == account and record["region"] == (region or "eu-west-1"), record
-        else:  # the plain scenario: the run's own credentials; only per-account scenarios name an account,
-            # so that a record never depends on what ran before it (or in which shard)
-            assert (record["account"], record["region"]) == ("", "eu-west-1"), record
+    assert_names_its_account_and_region(records)
 
     # each account's role was assumed once, with the runbooks' read-only session policy
     assumed = assumed_roles(moto_server)
@@ -186,6 +206,92 @@ def test_one_run_covers_twenty_accounts_in_two_regions(tmp_path: Path, moto_serv
     cucumber = json.loads((tmp_path / "cucumber.json").read_text())
     assert "Buckets keep their versions [team-03]" in {e["name"] for f in cucumber for e in f["elements"]}
     print(f"seeded in {seeded - start:.1f} s, verified in {took:.1f} s")
+
+
+def exact_records(report_dir: Path) -> list[dict[str, Any]]:
+    """results.json's records, in their order, without their timings: against one unchanged moto server nothing
+    else differs from run to run (:func:`tests.test_shards.records` also blurs every digit: account ids)."""
+    return [{k: v for k, v in r.items() if k != "duration_ms"}
+            for r in json.loads((report_dir / "results.json").read_text())["results"]]
+
+
+def fleet_drift(config: Path, history: Path, capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
+    capsys.readouterr()
+    assert main(["drift", "--config", str(config), "--env", "fleet", "--history", str(history), "--json"]) == 0
+    return {name: [{k: v for k, v in r.items() if k != "duration_ms"} for r in items]
+            for name, items in json.loads(capsys.readouterr().out).items()}
+
+
+@pytest.mark.timeout(90)
+def test_twenty_accounts_in_three_shards_merge_into_the_single_run(
+        tmp_path: Path, moto_server: MotoServer, endpoint_credentials: None,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    start = time.monotonic()
+    # listed in reverse: a merge that put scenarios in name order instead of the run's would be seen
+    config = seed_fleet(moto_server, tmp_path, order=lambda items: items[::-1])
+    command = ["verify", "--config", str(config), "--env", "fleet"]
+    # The previous run, in both histories: what the drift compares with and the shards balance by.
+    base = tmp_path / "base.sqlite"
+    assert main([*command, "--history", str(base), "--report-dir", str(tmp_path / "base")]) == 1
+    (baseline_id, _), = runs(base)
+    single, sharded = copy_history(base, tmp_path / "single.sqlite"), copy_history(base, tmp_path / "sharded.sqlite")
+    # Then one bucket is fixed, another loses its versions and a table its point-in-time recovery.
+    in_account(moto_server, "210000000003")("s3").put_bucket_versioning(
+        Bucket="acme-03-data", VersioningConfiguration={"Status": "Enabled"})
+    in_account(moto_server, "210000000010")("s3").put_bucket_versioning(
+        Bucket="acme-10-data", VersioningConfiguration={"Status": "Suspended"})
+    in_account(moto_server, "210000000009")("dynamodb", "eu-west-1").update_continuous_backups(
+        TableName="acme-orders", PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": False})
+    unversioned = UNVERSIONED - {"210000000003"} | {"210000000010"}
+    pitr_off = PITR_OFF | {("210000000009", "eu-west-1")}
+    seeded = time.monotonic()
+
+    one = tmp_path / "single"
+    code = main([*command, "--history", str(single), "--report-dir", str(one), "--drift"])
+    assert code == 1
+    single_out = capsys.readouterr().out
+    parts = run_shards(command, sharded, tmp_path, capsys, baseline_id, scenarios=str(1 + 3 * len(ACCOUNTS)))
+    assert [status for _, status in runs(sharded)] == ["finished"]  # a shard records nothing
+    shares = [exact_records(Path(part)) for part in parts]
+    assert all(shares) and sum(map(len, shares)) == len(exact_records(one))  # each shard ran a part of the fleet
+    merged = tmp_path / "merged"
+    assert main(["merge", *parts, "--config", str(config), "--history", str(sharded), "--report-dir", str(merged),
+                 "--drift"]) == code
+    merge_out = capsys.readouterr().out
+
+    # every seeded violation found, each record naming its account and region, in the single and merged runs
+    records = exact_records(one)
+    assert failures(records) == fleet_failures(unversioned, pitr_off)
+    assert len(records) == 2 + len(ACCOUNTS) * (1 + len(REGIONS))
+    assert_names_its_account_and_region(records)
+    # the same records, in the same order; the same JUnit
+    assert exact_records(merged) == records
+    assert junit(merged) == junit(one)
+    doc = json.loads((merged / "results.json").read_text())
+    assert doc["run"]["exit_code"] == code and doc["run"]["status"] == "finished" and doc["run"]["shard"]["merged"] == 3
+
+    # the history holds the merged run as one run, and the drift is the same: told apart by account and region
+    assert [status for _, status in runs(sharded)] == ["finished", "finished"]
+    assert doc["run"]["run_id"] == runs(sharded)[-1][0]
+    history = History(sharded)
+    assert [{k: v for k, v in r.to_json().items() if k != "duration_ms"}
+            for r in history.records(doc["run"]["run_id"])] == records
+    history.close()
+    drift = fleet_drift(config, single, capsys)
+    assert fleet_drift(config, sharded, capsys) == drift
+    assert [(r["scenario"], r["account"], r["region"]) for r in drift["new failures"]] == [
+        ("Buckets keep their versions [team-10]", "210000000010", "eu-west-1"),
+        ("Tables can be recovered [team-09/eu-west-1]", "210000000009", "eu-west-1")]
+    assert [(r["account"], r["region"]) for r in drift["fixed"]] == [("210000000003", "eu-west-1")]
+    assert len(drift["still failing"]) == len(UNVERSIONED) - 1 + len(PITR_OFF)
+    assert not drift["checks added"] and not drift["checks removed"]
+
+    def drift_lines(out: str) -> list[str]:  # what --drift printed, below its header (which names the run)
+        return out[out.index("Drift for fleet"):].splitlines()[1:]
+
+    assert drift_lines(merge_out) == drift_lines(single_out) and "team-09/eu-west-1" in merge_out
+    took = time.monotonic() - seeded
+    print(f"seeded in {seeded - start:.1f} s; one run, three shards and their merge in {took:.1f} s")
 
 
 # --- accounts found in the organization -----------------------------------------------------------------

@@ -103,6 +103,21 @@ def runs(history: Path) -> list[tuple[str, str]]:
         return con.execute("select id, status from runs order by started_at, rowid").fetchall()
 
 
+def run_shards(verify: list[str], history: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+               baseline_id: str, scenarios: str = r"\d+") -> list[str]:
+    """``verify --shard 1/3 .. 3/3`` against ``history`` into tmp_path/shard-K, each balanced by the durations of
+    run ``baseline_id`` (of ``scenarios`` in all, a regex); the three report folders."""
+    parts = []
+    for k in (1, 2, 3):
+        part = tmp_path / f"shard-{k}"
+        assert main([*verify, "--shard", f"{k}/3", "--history", str(history), "--report-dir", str(part)]) in (0, 1)
+        out = capsys.readouterr().out
+        assert re.search(rf"^shard {k}/3: \d+ of {scenarios} scenario\(s\), balanced by the durations of run "
+                         rf"{baseline_id} ", out, re.MULTILINE), out
+        parts.append(str(part))
+    return parts
+
+
 # the drifted sandbox, three shards --------------------------------------------------------------------------
 @pytest.mark.e2e
 @pytest.mark.timeout(600)
@@ -121,14 +136,7 @@ def test_three_shards_merge_into_the_unsharded_run_with_its_reports_history_and_
     assert code == 1
     single_out = capsys.readouterr().out
 
-    parts = []
-    for k in (1, 2, 3):
-        part = tmp_path / f"shard-{k}"
-        assert main([*verify, "--shard", f"{k}/3", "--history", str(sharded), "--report-dir", str(part)]) in (0, 1)
-        out = capsys.readouterr().out
-        assert re.search(rf"^shard {k}/3: \d+ of \d+ scenario\(s\), balanced by the durations of run {baseline_id} ",
-                         out, re.MULTILINE), out
-        parts.append(str(part))
+    parts = run_shards(verify, sharded, tmp_path, capsys, baseline_id)
     assert [status for _, status in runs(sharded)] == ["finished"]  # a shard records nothing
     plans = {json.loads((Path(p) / "results.json").read_text())["run"]["shard"]["plan"] for p in parts}
     assert len(plans) == 1

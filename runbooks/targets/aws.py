@@ -32,6 +32,7 @@ import botocore.exceptions
 from botocore import xform_name
 from botocore.retries.bucket import TokenBucket
 
+from ..context import AHEAD, NotReadAhead
 from ..deadlines import DeadlineReached
 from ..deadlines import current as current_deadline
 from ..errors import ConfigError
@@ -108,6 +109,7 @@ class AwsSettings:
     max_attempts: int = 5
     regions: tuple[str, ...] = ()  # scenarios tagged @all-regions run once per region (default: just `region`)
     max_workers: int | None = None  # threads of the run's AWS pool (None: DEFAULT_WORKERS for the kind)
+    read_ahead: int = 4  # scenarios whose AWS reads start while the current one runs (runbooks.read_ahead); 0: none
     # scenarios tagged @all-accounts run once per account (see AwsTarget.accounts); none: just the run's own
     accounts: tuple[AwsAccount, ...] = ()
     role_name: str | None = None  # the role assumed in each account without a role_arn of its own
@@ -160,6 +162,7 @@ class AwsSettings:
 NETWORK_WORKERS = 16
 DEFAULT_WORKERS = {AwsKind.MOTO: 4}
 MAX_WORKERS = 128
+MAX_READ_AHEAD = 64
 
 _AWS_KEYS = {f.name for f in fields(AwsSettings) if not f.metadata.get("resolved")} | {"url"}
 
@@ -172,6 +175,10 @@ def _type_problem(key: str, value: Any) -> str | None:
         return None
     if key == "max_workers":
         return workers_problem(value)
+    if key == "read_ahead":
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_READ_AHEAD:
+            return f"must be a whole number from 0 (off) to {MAX_READ_AHEAD} (scenarios read ahead), got {value!r}"
+        return None
     kinds = expected.get(key, (str,))
     if isinstance(value, bool) or not isinstance(value, kinds):
         return "must be a number" if kinds != (str,) else "must be a string"
@@ -868,6 +875,7 @@ class AwsTarget(Target):
         self.read_only_actions: tuple[str, ...] | None = None
         self._enforcing = False  # this run holds the process-wide guard (aws_readonly)
         self._pool: ThreadPoolExecutor | None = None  # the run's one pool for AWS reads (see pool())
+        self._closed = False
         self._views: dict[str, AccountTarget] = {}  # the run's target in each account, by id (see account())
 
     @classmethod
@@ -902,6 +910,7 @@ class AwsTarget(Target):
             view.close()
         with self._lock:
             pool, self._pool = self._pool, None
+            self._closed = True
         if pool is not None:  # queued reads are dropped; those in flight end within their timeouts
             pool.shutdown(wait=True, cancel_futures=True)
         if self._enforcing:
@@ -1068,6 +1077,7 @@ class AwsTarget(Target):
     def client(self, service: str, region: str | None = None) -> Any:
         if self.kind is AwsKind.NONE:
             raise NoAwsTarget()
+        _memoised_only(f"a {service} client")
         if self._enforcing:
             from . import aws_readonly
 
@@ -1102,6 +1112,8 @@ class AwsTarget(Target):
         and each client's adaptive rate limiter sees all of the run's traffic to its service and region."""
         with self._lock:
             if self._pool is None:
+                if self._closed and AHEAD.get():  # a read-ahead still going as the run ends: no pool outliving it
+                    raise NotReadAhead("the run has ended")
                 self._pool = ThreadPoolExecutor(self.settings.workers, thread_name_prefix="runbooks-aws")
             return self._pool
 
@@ -1123,6 +1135,7 @@ class AwsTarget(Target):
 
     def call(self, service: str, operation: str, region: str | None = None, **params: Any) -> Any:
         """One un-memoised call through the guarded client (for reads that must stop early)."""
+        _memoised_only(f"{service}.{operation} outside the memo")
         client = self.client(service, region)
         try:
             return getattr(client, operation)(**params)
@@ -1163,13 +1176,17 @@ class AwsTarget(Target):
                 future = self._memo[key] = Future()
         assert future is not None
         if owner:
+            inside = _IN_MEMO.set(True)
             try:
                 future.set_result(compute())
             except BaseException as exc:  # noqa: BLE001
                 future.set_exception(exc)
-                if isinstance(exc, DeadlineReached):  # one step's lack of time: a later step asks afresh
+                # one step's lack of time, or a read-ahead that stopped: a later step asks afresh
+                if isinstance(exc, DeadlineReached | NotReadAhead):
                     with self._lock:
                         self._memo.pop(key, None)
+            finally:
+                _IN_MEMO.reset(inside)
         return future.result()
 
     def account_id(self) -> str:
@@ -1179,6 +1196,15 @@ class AwsTarget(Target):
 _T = TypeVar("_T")
 _R = TypeVar("_R")
 _IN_POOL = threading.local()  # .active: this thread is one of a run's pool workers
+# Set while a memo entry is computed: what is asked for there is asked once per run, so it may be done ahead.
+_IN_MEMO: contextvars.ContextVar[bool] = contextvars.ContextVar("runbooks_in_memo", default=False)
+
+
+def _memoised_only(what: str) -> None:
+    """Ahead of its turn (runbooks.read_ahead) a check may only make memoised reads: anything else would be
+    done twice, once ahead and once in its turn."""
+    if AHEAD.get() and not _IN_MEMO.get():
+        raise NotReadAhead(what)
 
 
 def _pooled(fn: Callable[[_T], _R], item: _T) -> _R:
