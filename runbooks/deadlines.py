@@ -59,6 +59,10 @@ class Deadline:
         with self._lock:
             self.attempts += 1
 
+    def end_now(self) -> None:
+        """No time left from now on: every later attempt under this deadline is refused (the run is ending)."""
+        self.expires = time.monotonic()
+
     def reached(self) -> DeadlineReached:
         return DeadlineReached(self)
 

@@ -620,6 +620,11 @@ def _read_ahead(session: Session, items: list[pytest.Item], config: pytest.Confi
         template = getattr(obj, "runbooks_template", None)
         if template is None:
             continue
+        skipped = missing_capability(session.env, getattr(obj, "runbooks_tags", set())) or any(
+            item.iter_markers("skip")) or any(item.iter_markers("skipif"))
+        if skipped:  # its steps will not run: nothing to read for them (a skipif is not judged here)
+            plans[item.nodeid] = PlannedScenario((), None, None, 0)
+            continue
         # pytest-bdd parametrizes an outline's test with its example row, a dict: its only parameter here
         callspec = getattr(item, "callspec", None)
         example = next((v for v in callspec.params.values() if isinstance(v, dict)), {}) if callspec else {}

@@ -12,10 +12,11 @@ Only what is safe to do twice is done ahead. Only checks that read through ``ctx
 (``StepDefinition.read_ahead``: the built-in library, and a team's modules that declare ``READ_AHEAD = True``);
 a check evaluated ahead may make memoised AWS reads and nothing else; the first thing it asks for that is not
 one (another target, an un-memoised call) ends that scenario's read-ahead
-(:class:`runbooks.context.NotReadAhead`). A scenario's read-ahead also stops where its turn would
-stop: at a Given or When step that does not pass, and at a guard that does not pass. Nothing is read ahead
-while the current scenario still has a guard step to pass (the account check that must hold before anything
-else is read).
+(:class:`runbooks.context.NotReadAhead`). A scenario's read-ahead also stops where its turn would stop: at a
+Given or When step that does not pass, and at a guard that does not pass. Nothing is read ahead while the
+current scenario still has a guard step to pass, nor past a later scenario with a guard until that guard has
+passed in its turn. A read-ahead has no step deadline (a step in its turn may be waiting for it, under its
+own); :meth:`ReadAhead.close` ends it, and waits for it, before the run's targets close.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .context import AHEAD, CURRENT_STEP, Finding, NotReadAhead, ScenarioState
-from .deadlines import DEADLINE, for_step
+from .deadlines import DEADLINE, RUN, Deadline
 from .registry import StepDefinition, find
 from .result import Outcome
 from .session import HARD_STEP_TYPES
@@ -75,6 +76,7 @@ class ReadAhead:
         self.window = window
         self._passed_guards: dict[int, int] = {}  # scenario -> its guard steps that passed in their turn
         self._scheduled = 0  # scenarios before this one are read ahead (or running, or done)
+        self._deadlines: dict[int, Deadline] = {}  # of the checks being read ahead now: ended by close()
         self._lock = threading.Lock()
         self._closed = False
         self._threads = ThreadPoolExecutor(min(window, 4), thread_name_prefix="runbooks-read-ahead")
@@ -92,10 +94,14 @@ class ReadAhead:
                 self._advance(node)
 
     def close(self) -> None:
-        """No more read-ahead: queued scenarios are dropped, running ones stop at their next step."""
+        """No more read-ahead, before the run's targets close: queued scenarios are dropped, the checks being
+        read ahead run out of time (no further attempt; a request in flight ends within its read timeout) and
+        are waited for, so that nothing is read once the run has ended."""
         with self._lock:
             self._closed = True
-        self._threads.shutdown(wait=False, cancel_futures=True)
+            for deadline in self._deadlines.values():
+                deadline.end_now()
+        self._threads.shutdown(wait=True, cancel_futures=True)
 
     # ------------------------------------------------------------------------------------------
     def _advance(self, node: str) -> None:
@@ -112,6 +118,10 @@ class ReadAhead:
                 guards = [n for n, step in enumerate(scenario.steps) if step.definition.guard]
                 jobs.append((scenario, guards[-1] + 2 if guards else 1))
             ahead = range(max(self._scheduled, current + 1), min(current + 1 + self.window, len(self.order)))
+            # a scenario with a guard is read ahead (its guard first), but none after it until the guard passed
+            guarded = next((n for n in ahead if self.order[n].guards), None)
+            if guarded is not None:
+                ahead = range(ahead.start, guarded + 1)
             jobs += [(self.order[position], 0) for position in ahead]
             self._scheduled = max(self._scheduled, current + 1, ahead.stop)
         for planned, start in jobs:
@@ -134,8 +144,15 @@ class ReadAhead:
     def _evaluate(self, step: PlannedStep, state: ScenarioState, scenario: PlannedScenario) -> Outcome | None:
         """One check ahead of its turn: its outcome, or None when it could not be done ahead."""
         session = self.session
-        tokens = (AHEAD.set(True), CURRENT_STEP.set(step.definition),
-                  DEADLINE.set(for_step(session.step_timeout_s, session.run_deadline)))
+        # No step deadline of its own: a step in its turn may be waiting for this read, under its own deadline
+        # (a read-ahead that gave up sooner would have made it wait for nothing). The run's end still holds.
+        run = session.run_deadline
+        deadline = Deadline(run.seconds, run.expires, RUN) if run is not None else Deadline.after(float("inf"))
+        with self._lock:
+            if self._closed:
+                return None
+            self._deadlines[id(deadline)] = deadline
+        tokens = (AHEAD.set(True), CURRENT_STEP.set(step.definition), DEADLINE.set(deadline))
         try:
             args = session.arguments(step.definition, step.args)
             context = session.context(state, scenario.region, scenario.account)
@@ -150,3 +167,5 @@ class ReadAhead:
             DEADLINE.reset(tokens[2])
             CURRENT_STEP.reset(tokens[1])
             AHEAD.reset(tokens[0])
+            with self._lock:
+                self._deadlines.pop(id(deadline), None)

@@ -145,8 +145,8 @@ def check(
     every scenario that uses the step to carry it, so that environments without that target skip it.
     ``read_ahead``: the check reads only through ``ctx`` (no client, session or HTTP call of its own), so
     ``runbooks.read_ahead`` may evaluate it before its turn to start its AWS reads (memoised: they are not
-    made again in its turn). Default: the module's ``READ_AHEAD`` (a team's step module declares it), else
-    true for the built-in library only.
+    made again in its turn). Default: the module's ``READ_AHEAD`` (a team's step module declares it, above its
+    checks: it is read as each one is registered), else true for the built-in library only.
     """
 
     def decorate(func: CheckFunc) -> CheckFunc:

@@ -22,7 +22,6 @@ though, may rest on the tagging API, which can lag behind a recent tag change: t
 from __future__ import annotations
 
 from collections.abc import Callable
-from concurrent.futures import wait
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 
@@ -101,7 +100,6 @@ def resource_names(ctx: CheckContext, resource: AwsResource) -> list[str]:
     if not resource.regional or own is None or own not in regions or len(regions) == 1:
         return resource.names_in(aws.paginate(resource.service, resource.list_operation))
     listings = aws.fan_out(lambda region: aws.paginate(resource.service, resource.list_operation, region), regions)
-    wait(listings)
     return resource.names_in(listings[regions.index(own)].result())
 
 
@@ -241,7 +239,6 @@ def tag_index(ctx: CheckContext, resource: AwsResource, names: list[str]) -> Tag
             lambda chunk: ctx.aws.paginate("resourcegroupstaggingapi", "get_resources", ResourceARNList=chunk),
             chunks,
         )
-        wait(calls)
         pages = [page for call in calls for page in call.result()]
     except Exception as exc:  # noqa: BLE001 - fall back to per-resource reads, and say so
         fault = ctx.classify(exc)

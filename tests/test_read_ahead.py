@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import textwrap
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +60,34 @@ def probe_after_http(ctx, name):
     return CheckResult.passed(name, "read", "read")
 
 
+def _slow_read(ctx, name, ms):
+    def made():
+        time.sleep(ms / 1000)  # a slow endpoint, or the pool's queue; then an AWS request, under the deadline
+        ctx.aws.call("sts", "get_caller_identity")
+        with LOG.open("a", encoding="utf-8") as out:
+            out.write(f"{name} {'ahead' if AHEAD.get() else 'in turn'}\\n")
+    ctx.aws.memo(("probe", name), made)
+
+
+@check('the probe "{name}" is read in {ms:d} ms')
+def probe_slow(ctx, name, ms):
+    _slow_read(ctx, name, ms)
+    return CheckResult.passed(name, "read", "read")
+
+
+@check('the probe "{first}" is read in {first_ms:d} ms, then "{second}" in {second_ms:d} ms')
+def probe_two_slow(ctx, first, first_ms, second, second_ms):
+    _slow_read(ctx, first, first_ms)
+    _slow_read(ctx, second, second_ms)
+    return CheckResult.passed(second, "read", "read")
+
+
+@check('we wait {ds:d} ds')
+def probe_wait(ctx, ds):
+    time.sleep(ds / 10)
+    return CheckResult.passed("time", "waited", "waited")
+
+
 @check('the probe "{name}" fails')
 def probe_fails(ctx, name):
     _read(ctx, name)
@@ -102,6 +131,8 @@ def probe_project(tmp_path: Path, feature: str, aws: str = 'target = "moto"\nreg
 
 def run(config: Path, reports: Path) -> tuple[int, dict[str, str]]:
     code = main(["verify", "--config", str(config), "--no-history", "--report-dir", str(reports)])
+    # the run's end waited for every read-ahead: nothing reads once it has returned
+    assert not [t.name for t in threading.enumerate() if t.name.startswith("runbooks-read-ahead")]
     results = json.loads((reports / "results.json").read_text())["results"]
     return code, {r["step"]: r["outcome"] for r in results}
 
@@ -220,3 +251,39 @@ def test_a_bad_read_ahead_names_the_file_and_line(tmp_path: Path, value: str) ->
         load_config(path)
     assert str(caught.value).startswith(f"{path}:2: environment 'prod': aws.read_ahead must be a whole number from "
                                         "0 (off) to 64 (scenarios read ahead), got ")
+
+
+def test_nothing_after_a_later_guard_is_read_before_it_passes(tmp_path: Path, probe_log: Path) -> None:
+    config = probe_project(tmp_path, """\
+        Feature: A guard further on
+          Scenario: First
+            Then we wait 5 ds
+
+          Scenario: The right place
+            Given the probe guard "fail" holds
+            Then the probe "x" is read
+
+          Scenario: Later
+            Then the probe "y" is read
+        """)
+    code, outcomes = run(config, tmp_path / "reports")
+    assert code == 2, outcomes  # the guard stopped the run
+    assert not probe_log.exists()  # x and y never read: not ahead (the guard came first), not in turn
+
+
+def test_a_step_in_its_turn_waits_for_the_read_ahead_of_its_read_under_its_own_deadline(
+        tmp_path: Path, probe_log: Path) -> None:
+    """Step 2 shares step 1's slow read and has one of its own: read ahead, step 2 waits for step 1's read,
+    then starts its own, which its turn (0.8 s in) waits for. That read-ahead has no step deadline of its own
+    (with one, started 1.3 s earlier, it would have given up and failed the step waiting for it)."""
+    config = probe_project(tmp_path, """\
+        Feature: Shared reads
+          Scenario: Two steps share a listing
+            Then the probe "listing" is read in 800 ms
+            And the probe "listing" is read in 800 ms, then "detail" in 500 ms
+        """, aws='target = "moto"\nregion = "eu-west-1"')
+    config.write_text("step_timeout_s = 1\n" + config.read_text())
+    code, outcomes = run(config, tmp_path / "reports")
+    assert code == 0, outcomes
+    lines = sorted(probe_log.read_text().splitlines())
+    assert [line.split()[0] for line in lines] == ["detail", "listing"] and "detail ahead" in lines, lines

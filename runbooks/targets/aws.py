@@ -23,6 +23,7 @@ import threading
 import time
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -875,6 +876,7 @@ class AwsTarget(Target):
         self.read_only_actions: tuple[str, ...] | None = None
         self._enforcing = False  # this run holds the process-wide guard (aws_readonly)
         self._pool: ThreadPoolExecutor | None = None  # the run's one pool for AWS reads (see pool())
+        self._ahead_gate = threading.BoundedSemaphore(self.settings.workers)
         self._closed = False
         self._views: dict[str, AccountTarget] = {}  # the run's target in each account, by id (see account())
 
@@ -1078,6 +1080,8 @@ class AwsTarget(Target):
         if self.kind is AwsKind.NONE:
             raise NoAwsTarget()
         _memoised_only(f"a {service} client")
+        if self._closed and AHEAD.get():  # a read-ahead still going as the run ends
+            raise NotReadAhead("the run has ended")
         if self._enforcing:
             from . import aws_readonly
 
@@ -1120,11 +1124,29 @@ class AwsTarget(Target):
     def fan_out(self, fn: Callable[[_T], _R], items: Iterable[_T]) -> list[Future[_R]]:
         """``fn(item)`` for every item on the run's pool, in order; each runs in a copy of the caller's
         context, so the step (and its deadline) still hold in the worker. Called from one of the pool's own
-        threads, it runs them there one by one: a worker waiting for its own pool could wait forever."""
-        if getattr(_IN_POOL, "active", False):
+        threads, or while computing a memo entry (which pool workers may be waiting for), it runs them there
+        one by one: a worker waiting for its own pool could wait forever."""
+        if getattr(_IN_POOL, "active", False) or _IN_MEMO.get():  # a memo's owner is waited for: never queue it
             return [_done(fn, item) for item in items]
         pool = self.pool()
-        return [pool.submit(contextvars.copy_context().run, _pooled, fn, item) for item in items]
+        if not AHEAD.get():
+            return [pool.submit(contextvars.copy_context().run, _pooled, fn, item) for item in items]
+        # Read ahead: at most `workers` items queued at once, so a step in its turn never waits behind more
+        # than one round of them.
+        gate, futures = self.ahead_gate(), []
+        for item in items:
+            while not gate.acquire(timeout=0.05):
+                deadline = current_deadline()
+                if deadline is not None and deadline.passed():
+                    raise deadline.reached()
+            future = pool.submit(contextvars.copy_context().run, _pooled, fn, item)
+            future.add_done_callback(lambda _: gate.release())
+            futures.append(future)
+        return futures
+
+    def ahead_gate(self) -> threading.BoundedSemaphore:
+        """How many read-ahead items the run's pool may hold at once (see :meth:`fan_out`)."""
+        return self._ahead_gate
 
     def partition(self, region: str | None = None) -> str:
         """The ARN partition of ``region`` (default: the environment's): "aws", "aws-cn", "aws-us-gov"."""
@@ -1169,25 +1191,37 @@ class AwsTarget(Target):
         return NotImplementedByTarget(self.target_name, client.meta.method_to_api_mapping.get(operation, operation))
 
     def memo(self, key: Hashable, compute: Callable[[], Any]) -> Any:
-        with self._lock:
-            future = self._memo.get(key)
-            owner = future is None
+        while True:
+            with self._lock:
+                future = self._memo.get(key)
+                owner = future is None
+                if owner:
+                    future = self._memo[key] = Future()
+            assert future is not None
             if owner:
-                future = self._memo[key] = Future()
-        assert future is not None
-        if owner:
-            inside = _IN_MEMO.set(True)
-            try:
-                future.set_result(compute())
-            except BaseException as exc:  # noqa: BLE001
-                future.set_exception(exc)
-                # one step's lack of time, or a read-ahead that stopped: a later step asks afresh
-                if isinstance(exc, DeadlineReached | NotReadAhead):
-                    with self._lock:
-                        self._memo.pop(key, None)
-            finally:
-                _IN_MEMO.reset(inside)
-        return future.result()
+                inside = _IN_MEMO.set(True)
+                try:
+                    future.set_result(compute())
+                except BaseException as exc:  # noqa: BLE001
+                    # one step's lack of time, or a read-ahead that stopped, is not the answer: forgotten
+                    # before anyone is told, so that whoever asks next (or waits now) asks afresh
+                    if isinstance(exc, DeadlineReached | NotReadAhead):
+                        with self._lock:
+                            self._memo.pop(key, None)
+                    future.set_exception(exc)
+                finally:
+                    _IN_MEMO.reset(inside)
+                return future.result()
+            deadline = current_deadline()
+            try:  # another step (or a read-ahead) is reading it: wait, as long as this step has time
+                return future.result(timeout=deadline.remaining() if deadline is not None else None)
+            except FutureTimeout:
+                assert deadline is not None
+                raise deadline.reached() from None
+            except (DeadlineReached, NotReadAhead):
+                # the owner's own lack of time (another step's): ask again, with this step's
+                if deadline is not None and deadline.passed():
+                    raise deadline.reached() from None
 
     def account_id(self) -> str:
         return str(self.read("sts", "get_caller_identity")["Account"])
@@ -1301,6 +1335,9 @@ class AccountTarget(AwsTarget):
 
     def pool(self) -> ThreadPoolExecutor:
         return self.parent.pool()
+
+    def ahead_gate(self) -> threading.BoundedSemaphore:
+        return self.parent.ahead_gate()
 
     def memo(self, key: Hashable, compute: Callable[[], Any]) -> Any:
         return self.parent.memo(("account", self.member.id, key), compute)
