@@ -100,6 +100,8 @@ def resource_names(ctx: CheckContext, resource: AwsResource) -> list[str]:
     if not resource.regional or own is None or own not in regions or len(regions) == 1:
         return resource.names_in(aws.paginate(resource.service, resource.list_operation))
     listings = aws.fan_out(lambda region: aws.paginate(resource.service, resource.list_operation, region), regions)
+    for listing in listings:  # all of them read before this step ends (what another region answers is its own)
+        listing.exception()
     return resource.names_in(listings[regions.index(own)].result())
 
 
