@@ -69,13 +69,14 @@ def _slow_read(ctx, name, ms):
     ctx.aws.memo(("probe", name), made)
 
 
-@check('the probe "{name}" is read in {ms:d} ms')
+@check('the probe "{name}" is read in {ms:d} ms', permissions=("sts:GetCallerIdentity",))
 def probe_slow(ctx, name, ms):
     _slow_read(ctx, name, ms)
     return CheckResult.passed(name, "read", "read")
 
 
-@check('the probe "{first}" is read in {first_ms:d} ms, then "{second}" in {second_ms:d} ms')
+@check('the probe "{first}" is read in {first_ms:d} ms, then "{second}" in {second_ms:d} ms',
+       permissions=("sts:GetCallerIdentity",))
 def probe_two_slow(ctx, first, first_ms, second, second_ms):
     _slow_read(ctx, first, first_ms)
     _slow_read(ctx, second, second_ms)
