@@ -615,6 +615,7 @@ def _read_ahead(session: Session, items: list[pytest.Item], config: pytest.Confi
     if not window or session.env.aws.kind is AwsKind.NONE or getattr(config, "workerinput", None) is not None:
         return None
     plans: dict[str, PlannedScenario] = {}
+    known: dict[str, Any] = {}
     for item in items:
         obj = getattr(item, "obj", None)
         template = getattr(obj, "runbooks_template", None)
@@ -629,7 +630,7 @@ def _read_ahead(session: Session, items: list[pytest.Item], config: pytest.Confi
         callspec = getattr(item, "callspec", None)
         example = next((v for v in callspec.params.values() if isinstance(v, dict)), {}) if callspec else {}
         plans[item.nodeid] = plan_scenario(template.render(example).steps, getattr(obj, "runbooks_region", None),
-                                           getattr(obj, "runbooks_account", None))
+                                           getattr(obj, "runbooks_account", None), known)
     return ReadAhead(session, plans, window) if plans else None
 
 

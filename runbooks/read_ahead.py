@@ -53,9 +53,17 @@ class PlannedScenario:
     guards: int  # its guard steps, all of them: nothing is read ahead until each has passed in its turn
 
 
-def plan_scenario(steps: Iterable[Any], region: str | None, account: AwsAccount | None) -> PlannedScenario:
-    """A scenario's steps (pytest-bdd's, rendered) as read-ahead evaluates them; manual steps are left out."""
-    automated = [(step, found) for step in steps if (found := find(step.name)) is not None]  # manual: none
+def plan_scenario(steps: Iterable[Any], region: str | None, account: AwsAccount | None,
+                  known: dict[str, tuple[StepDefinition, dict[str, Any]] | None]) -> PlannedScenario:
+    """A scenario's steps (pytest-bdd's, rendered) as read-ahead evaluates them; manual steps are left out.
+    ``known``: the step texts matched so far in this plan (a scenario per account x region repeats them)."""
+    automated = []
+    for step in steps:
+        if step.name not in known:
+            known[step.name] = find(step.name)
+        found = known[step.name]
+        if found is not None:  # a manual step: a person does it, nothing to read
+            automated.append((step, found))
     planned = []
     for step, (definition, args) in automated:
         if not definition.read_ahead:  # its check may read around ctx: it, and what follows, wait for their turn

@@ -73,6 +73,11 @@ class CheckResult:
         return cls(Outcome.FAIL, resource, expected, observed, hint, **kw)
 
     @classmethod
+    def judged(cls, holds: bool, resource: str, expected: str, observed: str, hint: str, **kw: Any) -> CheckResult:
+        """PASS when ``holds``, else FAIL with ``hint``: how most checks end once they have measured."""
+        return cls(Outcome.PASS if holds else Outcome.FAIL, resource, expected, observed, "" if holds else hint, **kw)
+
+    @classmethod
     def errored(cls, resource: str, observed: str, hint: str = "", **kw: Any) -> CheckResult:
         return cls(Outcome.ERROR, resource, kw.pop("expected", ""), observed, hint, **kw)
 

@@ -129,12 +129,10 @@ def database_accepts_connections(ctx: CheckContext, database: str, ms: int) -> C
                                    manual_command=manual, evidence=failure)
     observed = f"connected and answered in {took:.0f} ms"
     evidence: dict[str, Any] = {"elapsed_ms": round(took, 1)}
-    if took > ms:
-        return CheckResult.failed(settings.resource, expected, observed,
-                                  "the database is slow to accept connections: check its load, connection count "
-                                  "and the network path (a pooler in front of it?)", manual_command=manual,
-                                  evidence=evidence)
-    return CheckResult.passed(settings.resource, expected, observed, manual_command=manual, evidence=evidence)
+    return CheckResult.judged(took <= ms, settings.resource, expected, observed,
+                              "the database is slow to accept connections: check its load, connection count "
+                              "and the network path (a pooler in front of it?)", manual_command=manual,
+                              evidence=evidence)
 
 
 @check(
@@ -156,9 +154,7 @@ def query_returns(ctx: CheckContext, query: str, database: str, value: str) -> C
     same = shown == value or (as_number is not None and wanted is not None and as_number == wanted)
     observed = f'returns "{shown}"'
     evidence = {"value": shown}
-    if same:
-        return CheckResult.passed(settings.resource, expected, observed, manual_command=manual, evidence=evidence)
-    return CheckResult.failed(settings.resource, expected, observed,
+    return CheckResult.judged(same, settings.resource, expected, observed,
                               "the data is not as the runbook expects: find the rows behind the value with the "
                               "manual command, and the change that made them so", manual_command=manual,
                               evidence=evidence)
@@ -178,9 +174,7 @@ def _threshold(ctx: CheckContext, query: str, database: str, expected: str, hold
                                    "make the query return a number (an interval counts as seconds)",
                                    expected=expected, manual_command=manual, evidence=evidence)
     observed = f"returns {text(found)}"
-    if holds(as_number):
-        return CheckResult.passed(settings.resource, expected, observed, manual_command=manual, evidence=evidence)
-    return CheckResult.failed(settings.resource, expected, observed,
+    return CheckResult.judged(holds(as_number), settings.resource, expected, observed,
                               "the measured value is out of bounds: look at the rows behind it with the manual "
                               "command", manual_command=manual, evidence=evidence)
 
@@ -366,9 +360,8 @@ def replica_lag_below(ctx: CheckContext, database: str, seconds: float) -> Check
         lag = max(0.0, float(age))
         observed = f"{lag:.1f} s behind (last replayed transaction){suffix}"
     evidence["lag_s"] = round(lag, 3)
-    if lag < seconds:
-        return CheckResult.passed(settings.resource, expected, observed, manual_command=manual, evidence=evidence)
-    return CheckResult.failed(settings.resource, expected, observed, hint, manual_command=manual, evidence=evidence)
+    return CheckResult.judged(lag < seconds, settings.resource, expected, observed, hint, manual_command=manual,
+                              evidence=evidence)
 
 
 CONNECTIONS_SQL = ("SELECT count(*) FILTER (WHERE backend_type = 'client backend'), "
@@ -394,9 +387,7 @@ def connections_below(ctx: CheckContext, database: str, percent: float) -> Check
     share = used * 100 / limit if limit else 100.0
     observed = f"{used} of {limit} connections ({share:.0f}%)"
     evidence = {"connections": used, "max_connections": limit, "percent": round(share, 1)}
-    if share < percent:
-        return CheckResult.passed(settings.resource, expected, observed, manual_command=manual, evidence=evidence)
-    return CheckResult.failed(settings.resource, expected, observed,
+    return CheckResult.judged(share < percent, settings.resource, expected, observed,
                               "find who holds the connections (pg_stat_activity by application_name, state and "
                               "client_addr): a leak, idle-in-transaction sessions, or a pool sized too large; "
                               "put a pooler in front or raise max_connections", manual_command=manual,

@@ -68,11 +68,9 @@ def redis_answers_ping(ctx: CheckContext, redis: str, ms: int) -> CheckResult:
                                    manual_command=manual, evidence=failure)
     evidence: dict[str, Any] = {"elapsed_ms": round(took, 1)}
     observed = f"{'PONG' if answer is True or answer == 'PONG' else repr(answer)} in {took:.0f} ms"
-    if took > ms:
-        return CheckResult.failed(settings.resource, expected, observed,
-                                  "the server is slow: check its CPU (INFO cpu), slow log (SLOWLOG GET), big keys "
-                                  "and the network path", manual_command=manual, evidence=evidence)
-    return CheckResult.passed(settings.resource, expected, observed, manual_command=manual, evidence=evidence)
+    return CheckResult.judged(took <= ms, settings.resource, expected, observed,
+                              "the server is slow: check its CPU (INFO cpu), slow log (SLOWLOG GET), big keys "
+                              "and the network path", manual_command=manual, evidence=evidence)
 
 
 @check(
@@ -127,9 +125,7 @@ def redis_memory_below(ctx: CheckContext, redis: str, percent: float) -> CheckRe
     share = used * 100 / limit
     evidence["percent"] = round(share, 1)
     observed = f"{_mib(used)} of {_mib(limit)} ({share:.0f}%, policy {policy})"
-    if share < percent:
-        return CheckResult.passed(settings.resource, expected, observed, manual_command=manual, evidence=evidence)
-    return CheckResult.failed(settings.resource, expected, observed,
+    return CheckResult.judged(share < percent, settings.resource, expected, observed,
                               "find what grows (redis-cli --bigkeys, INFO keyspace, keys without TTL); raise "
                               "maxmemory or scale out; with noeviction, writes fail at the limit",
                               manual_command=manual, evidence=evidence)
@@ -160,9 +156,7 @@ def redis_replicas_at_least(ctx: CheckContext, redis: str, count: int) -> CheckR
     if role != "master":
         observed += f" (this server is a {role})"
     evidence = {"role": role, "connected_replicas": connected, "replicas": replicas}
-    if connected >= count:
-        return CheckResult.passed(settings.resource, expected, observed, manual_command=manual, evidence=evidence)
-    return CheckResult.failed(settings.resource, expected, observed,
+    return CheckResult.judged(connected >= count, settings.resource, expected, observed,
                               "check the missing replicas: are they up, do they reach the master "
                               "(INFO replication on the replica: master_link_status), is their masterauth right",
                               manual_command=manual, evidence=evidence)

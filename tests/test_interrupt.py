@@ -70,7 +70,8 @@ def test_sigint_half_way_keeps_results_and_the_store_readable(tmp_path, status_s
     assert report["run"]["status"] == "interrupted" and len(report["results"]) == kept
 
 
-def test_sigkill_half_way_keeps_committed_results(tmp_path, status_service):
+def killed_half_way(tmp_path, status_service):
+    """A run with slow scenarios, killed (SIGKILL) once two results are in its history: (config, history)."""
     for _, path in SCENARIOS.values():
         status_service.set(path, delay_s=0.25)
     history = tmp_path / "history.sqlite"
@@ -79,6 +80,11 @@ def test_sigkill_half_way_keeps_committed_results(tmp_path, status_service):
     _wait_for_results(history, proc, at_least=2)
     proc.kill()
     proc.communicate(timeout=30)
+    return config, history
+
+
+def test_sigkill_half_way_keeps_committed_results(tmp_path, status_service):
+    _, history = killed_half_way(tmp_path, status_service)
     con = sqlite3.connect(history)
     assert con.execute("pragma integrity_check").fetchone()[0] == "ok"
     (status,) = con.execute("select status from runs").fetchone()

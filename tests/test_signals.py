@@ -19,7 +19,7 @@ import pytest
 from runbooks import history as history_module
 from runbooks.cli import main
 from runbooks.history import History, owner
-from tests.test_interrupt import SCENARIOS, _start, _wait_for_results
+from tests.test_interrupt import SCENARIOS, _start, _wait_for_results, killed_half_way
 from tests.test_pipeline import project, verify
 
 CLI = [sys.executable, "-m", "runbooks.cli"]
@@ -85,14 +85,7 @@ def test_sigterm_handler_is_restored_after_an_in_process_run(tmp_path, status_se
 
 # SIGKILL: abandoned runs ----------------------------------------------------------------------------------
 def test_a_killed_run_is_marked_abandoned_by_the_next_run(tmp_path, status_service, capsys):
-    for _, path in SCENARIOS.values():
-        status_service.set(path, delay_s=0.25)
-    history = tmp_path / "history.sqlite"
-    config = project(tmp_path, status_service, SCENARIOS)
-    proc = _start(config, tmp_path, history)
-    _wait_for_results(history, proc, at_least=2)
-    proc.kill()
-    proc.communicate(timeout=30)
+    config, history = killed_half_way(tmp_path, status_service)
     assert _statuses(history) == ["running"]
 
     for _, path in SCENARIOS.values():
