@@ -166,6 +166,8 @@ class RunbooksPlugin:
         self._markers: set[str] | None = None  # marker names registered in this pytest run, read once
         self._signals = ExitStack()
         self._accounts_problem: str | None = None  # why the organization's accounts could not be listed
+        self.last_scenario: str | None = None  # node id of the run's last scenario: the run ends after it
+        self.ended_after_last_scenario = False
 
     @pytest.hookimpl(trylast=True)  # after pytest-bdd configured its Cucumber JSON writer
     def pytest_configure(self, config: pytest.Config) -> None:
@@ -290,6 +292,9 @@ class RunbooksPlugin:
             for sink in built.sinks:
                 sink.on_collected(built, runbooks)
             built.read_ahead = _read_ahead(built, session.items, session.config)
+        if getattr(session.config, "workerinput", None) is None:  # an xdist worker's share is decided as it goes
+            scenarios = [item.nodeid for item in session.items if hasattr(getattr(item, "obj", None), "runbooks_where")]
+            self.last_scenario = scenarios[-1] if scenarios else None
 
     def pytest_collection_modifyitems(self, config: pytest.Config, items: list[pytest.Item]) -> None:
         if self.tags is not None:
@@ -415,6 +420,18 @@ class RunbooksPlugin:
         return result
 
     @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_teardown(self, item: pytest.Item, nextitem: pytest.Item | None) -> Generator[None, None, None]:
+        """The run's last scenario done: the run ends now, so that the tests pytest runs after it (a team's step
+        tests) find none of its stub, pool or read-only guard. The reports are written as at the session's end."""
+        result = yield
+        built = self.built
+        if item.nodeid == self.last_scenario and built is not None and built.started \
+                and built.status is RunStatus.RUNNING:
+            built.stop(RunStatus.ABORTED if built.aborted else RunStatus.FINISHED)
+            self.ended_after_last_scenario = True
+        return result
+
+    @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[
             None, pytest.TestReport, pytest.TestReport]:
         report = yield
@@ -437,16 +454,19 @@ class RunbooksPlugin:
             built.started = True  # nothing to run here, yet it reports (empty), so that merge sees every shard
             if session.exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED:
                 session.exitstatus = pytest.ExitCode.OK
-        if built is None or not built.started or built.status is not RunStatus.RUNNING:
+        if built is None or not built.started:
             return
-        if built.aborted:
-            status = RunStatus.ABORTED
-        elif exitstatus == pytest.ExitCode.INTERRUPTED:
-            status = RunStatus.INTERRUPTED
-            built.interrupt_signal = self.interrupt_signal
-        else:
-            status = RunStatus.FINISHED
-        built.stop(status)
+        if built.status is RunStatus.RUNNING:
+            if built.aborted:
+                status = RunStatus.ABORTED
+            elif exitstatus == pytest.ExitCode.INTERRUPTED:
+                status = RunStatus.INTERRUPTED
+                built.interrupt_signal = self.interrupt_signal
+            else:
+                status = RunStatus.FINISHED
+            built.stop(status)
+        elif not self.ended_after_last_scenario:  # it could not start, or the account guard stopped it
+            return
         workeroutput = getattr(self.config, "workeroutput", None)
         if workeroutput is not None:  # an xdist worker: its part, for the controller (pytest_testnodedown)
             from .reports import results_document

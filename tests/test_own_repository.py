@@ -122,6 +122,10 @@ def test_the_scaffold_passes_with_the_sandbox_extra(venv: Venv, wheel: Path, tea
     step_tests = venv.run("python", "-m", "pytest", "-q", "-p", "no:cacheprovider", "steps/", cwd=team)
     assert step_tests.returncode == 0, step_tests.stdout[-3000:]
     assert "4 passed" in step_tests.stdout
+    # plain pytest over the whole repository: the runbooks, then the step tests, which find no run left open
+    whole = venv.run("python", "-m", "pytest", "-q", "-p", "no:cacheprovider", cwd=team)
+    assert whole.returncode == 0, whole.stdout[-3000:]
+    assert "6 passed" in whole.stdout
 
 
 RELEASE_STEP = '''
