@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import textwrap
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -226,6 +227,7 @@ def test_tag_pages_are_read_in_parallel_for_the_matching_resources_only(moto_run
             threads.add(threading.current_thread().name)
             if "PaginationToken" not in params:
                 asked.append(list(params["ResourceARNList"]))
+        time.sleep(0.2)  # a round trip: a worker that answered at once could take every page (no overlap to see)
 
     moto_run.aws.client("resourcegroupstaggingapi").meta.events.register(
         "provide-client-params.resource-groups-tagging-api.GetResources", record)
